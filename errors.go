@@ -1,0 +1,65 @@
+package imaged
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each outer surface maps them to its own protocol in one place
+// (for HTTP: glanceapi's error renderer).
+const (
+	EINVALID        = "invalid"         // malformed or semantically bad input (HTTP 400)
+	EUNAUTHORIZED   = "unauthorized"    // no or bad credentials (401)
+	EFORBIDDEN      = "forbidden"       // authenticated but not allowed (403)
+	ENOTFOUND       = "not_found"       // no such thing, or not visible to the caller (404)
+	ECONFLICT       = "conflict"        // state or uniqueness conflict (409)
+	ETOOLARGE       = "too_large"       // a quota or size limit was exceeded (413)
+	EUNSUPPORTED    = "unsupported"     // unsupported media type (415)
+	ERANGE          = "range"           // unsatisfiable range (416)
+	ENOTIMPLEMENTED = "not_implemented" // a known endpoint that is not built yet (501)
+	EUNAVAILABLE    = "unavailable"     // a dependency is down (503)
+	EINTERNAL       = "internal"        // a bug or an unexpected failure (500)
+)
+
+// Error is an application error with a code and a message that is safe to
+// show to the client. Wrap it with fmt.Errorf("...: %w", err) freely: the
+// code and message survive wrapping.
+type Error struct {
+	Code    string
+	Message string
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	return fmt.Sprintf("imaged error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code string, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for
+// any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-safe message of the first *Error in err's
+// chain, or a generic message for any other error (whose text may hold
+// internal details and is only logged).
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Internal error."
+}
