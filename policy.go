@@ -46,3 +46,11 @@ type Policy interface {
 	// image, may set any owner).
 	IsAdmin(id *Identity) bool
 }
+
+// Further Glance image policies, used by the locations and import surfaces.
+const (
+	ActionGetImageLocation    Action = "get_image_location"
+	ActionSetImageLocation    Action = "set_image_location"
+	ActionDeleteImageLocation Action = "delete_image_location"
+	ActionCopyImage           Action = "copy_image"
+)

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/imaged/imaged"
+	"github.com/imaged/imaged/auth"
+	"github.com/imaged/imaged/catalog"
+	"github.com/imaged/imaged/glanceapi"
+	"github.com/imaged/imaged/policy"
+	"github.com/imaged/imaged/sqlstore"
+)
+
+// serveConfig is the configuration of `imaged serve`.
+type serveConfig struct {
+	Addr       string
+	DataDir    string
+	Database   string
+	Auth       string
+	TokensFile string
+	Policy     string
+	LogFormat  string
+	LogLevel   string
+	ShutdownIn time.Duration
+}
+
+// parseServeFlags reads flags, falling back to IMAGED_* environment
+// variables, then to defaults. It validates values so that a bad setting
+// stops the process before anything is opened.
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("imaged serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c serveConfig
+	env := func(name, def string) string {
+		if v := getenv("IMAGED_" + name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:9292"), "address to listen on (IMAGED_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./imaged-data"), "directory for the database and image data; created if missing (IMAGED_DATA_DIR)")
+	fs.StringVar(&c.Database, "database", env("DATABASE", ""), "metadata database: a SQLite file path or postgres://... (default: imaged.db in the data dir) (IMAGED_DATABASE)")
+	fs.StringVar(&c.Auth, "auth", env("AUTH", "none"), "authentication: none (single-user development mode) or tokens (IMAGED_AUTH)")
+	fs.StringVar(&c.TokensFile, "tokens-file", env("TOKENS_FILE", ""), "YAML or JSON tokens file for --auth tokens; reloaded on SIGHUP (IMAGED_TOKENS_FILE)")
+	fs.StringVar(&c.Policy, "policy", env("POLICY", "secure"), "authorization rules: secure (Glance's secure RBAC) or legacy (Glance 25.1 defaults) (IMAGED_POLICY)")
+	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (IMAGED_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error (IMAGED_LOG_LEVEL)")
+	shutdown := env("SHUTDOWN_TIMEOUT", "30s")
+	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish at shutdown (IMAGED_SHUTDOWN_TIMEOUT)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if c.ShutdownIn, err = time.ParseDuration(shutdown); err != nil || c.ShutdownIn < 0 {
+		return nil, fmt.Errorf("invalid --shutdown-timeout %q: want a duration such as 30s", shutdown)
+	}
+	switch c.Auth {
+	case "none":
+	case "tokens":
+		if c.TokensFile == "" {
+			return nil, errors.New("--auth tokens needs --tokens-file (or IMAGED_TOKENS_FILE)")
+		}
+	default:
+		return nil, fmt.Errorf("invalid --auth %q: want none or tokens", c.Auth)
+	}
+	if c.Policy != "secure" && c.Policy != "legacy" {
+		return nil, fmt.Errorf("invalid --policy %q: want secure or legacy", c.Policy)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return nil, fmt.Errorf("invalid --log-format %q: want text or json", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return nil, err
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return nil, fmt.Errorf("invalid --addr %q: want host:port", c.Addr)
+	}
+	if c.Database == "" {
+		c.Database = filepath.Join(c.DataDir, "imaged.db")
+	}
+	return &c, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c *serveConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the service until ctx is cancelled (SIGINT/SIGTERM), then shuts
+// down gracefully: in-flight requests finish, then the database closes.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c, err := parseServeFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	} else if err != nil {
+		fmt.Fprintf(stderr, "imaged serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(c, stderr)
+	if err := serveWith(ctx, c, log, stdout); err != nil {
+		fmt.Fprintf(stderr, "imaged serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.Writer) error {
+	if err := prepareDataDir(c.DataDir); err != nil {
+		return err
+	}
+
+	var authn imaged.Authenticator
+	var tokens *auth.TokenFile
+	switch c.Auth {
+	case "none":
+		authn = auth.Static(auth.NoneIdentity())
+		log.Warn("authentication is off (--auth none): every request acts as the admin user of project admin")
+	case "tokens":
+		var err error
+		if tokens, err = auth.NewTokenFile(c.TokensFile); err != nil {
+			return fmt.Errorf("tokens file: %w", err)
+		}
+		authn = tokens
+	}
+	pol, err := policy.ByName(c.Policy)
+	if err != nil {
+		return err
+	}
+
+	// Listen before opening the database so that a port in use fails fast
+	// without touching the data.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", c.Addr, err)
+	}
+	defer ln.Close()
+
+	store, err := sqlstore.Open(ctx, c.Database)
+	if err != nil {
+		return fmt.Errorf("cannot open database %s: %w", redactDSN(c.Database), err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the database", "err", err)
+		}
+	}()
+
+	images := catalog.New(store, pol, catalog.DefaultConfig())
+	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	if tokens != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := tokens.Reload(); err != nil {
+						log.Error("reloading the tokens file failed; keeping the old tokens", "file", c.TokensFile, "err", err)
+					} else {
+						log.Info("reloaded the tokens file", "file", c.TokensFile)
+					}
+				}
+			}
+		}()
+	}
+
+	url := "http://" + ln.Addr().String()
+	log.Info("imaged listening", "url", url, "database", redactDSN(c.Database), "auth", c.Auth, "policy", c.Policy)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", c.ShutdownIn.String())
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownIn)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "err", err)
+		srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// prepareDataDir creates the data directory and checks that it is usable,
+// so that a bad directory fails at start-up with a clear message.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("cannot create data dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// redactDSN hides a password in a database URL before it is logged.
+func redactDSN(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return dsn
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return dsn
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseServeFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(*serveConfig) bool
+		wantErr string
+	}{
+		{name: "defaults", want: func(c *serveConfig) bool {
+			return c.Addr == "127.0.0.1:9292" && c.DataDir == "./imaged-data" &&
+				c.Database == filepath.Join("imaged-data", "imaged.db") && c.Auth == "none" && c.Policy == "secure"
+		}},
+		{name: "env", env: map[string]string{"IMAGED_ADDR": "127.0.0.1:1234", "IMAGED_POLICY": "legacy", "IMAGED_DATA_DIR": "/tmp/x"},
+			want: func(c *serveConfig) bool {
+				return c.Addr == "127.0.0.1:1234" && c.Policy == "legacy" && c.Database == "/tmp/x/imaged.db"
+			}},
+		{name: "flag beats env", args: []string{"--addr", "127.0.0.1:5"}, env: map[string]string{"IMAGED_ADDR": "127.0.0.1:1234"},
+			want: func(c *serveConfig) bool { return c.Addr == "127.0.0.1:5" }},
+		{name: "postgres database", args: []string{"--database", "postgres://u:p@h/db"},
+			want: func(c *serveConfig) bool { return c.Database == "postgres://u:p@h/db" }},
+		{name: "bad auth", args: []string{"--auth", "keystone2"}, wantErr: `invalid --auth "keystone2"`},
+		{name: "bad policy env", env: map[string]string{"IMAGED_POLICY": "open"}, wantErr: `invalid --policy "open"`},
+		{name: "tokens without file", args: []string{"--auth", "tokens"}, wantErr: "needs --tokens-file"},
+		{name: "bad addr", args: []string{"--addr", "nonsense"}, wantErr: "invalid --addr"},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+		{name: "bad shutdown", args: []string{"--shutdown-timeout", "soon"}, wantErr: "invalid --shutdown-timeout"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "invalid --log-level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := parseServeFlags(tt.args, envOf(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgres://u:secret@h:5432/db": "postgres://u:xxxxx@h:5432/db",
+		"postgres://u@h/db":             "postgres://u@h/db",
+		"/var/lib/imaged/imaged.db":     "/var/lib/imaged/imaged.db",
+	} {
+		if got := redactDSN(in); got != want {
+			t.Errorf("redactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's log writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var urlRE = regexp.MustCompile(`url=(http://[0-9.:]+)`)
+
+// startServe runs `imaged serve` in-process and returns its URL, a function
+// that stops it (as SIGTERM would) and returns the exit code, and its log.
+func startServe(t *testing.T, args ...string) (string, func() int, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), envOf(nil), io.Discard, &logs)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
+			stop := func() int { cancel(); return <-done }
+			t.Cleanup(func() { cancel() })
+			return m[1], stop, &logs
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited early with %d: %s", code, logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	t.Fatalf("serve did not log its URL: %s", logs.String())
+	return "", nil, nil
+}
+
+func TestServeStartsAndStopsGracefully(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	url, stop, logs := startServe(t, "--data-dir", filepath.Join(dir, "data"))
+	resp, err := http.Get(url + "/versions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /versions = %d", resp.StatusCode)
+	}
+	resp, err = http.Get(url + "/v2/images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v2/images with --auth none = %d", resp.StatusCode)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d; log: %s", code, logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "imaged.db")); err != nil {
+		t.Fatalf("database file not in data dir: %v", err)
+	}
+	if !strings.Contains(logs.String(), "stopped") {
+		t.Fatalf("no shutdown log line: %s", logs.String())
+	}
+}
+
+func TestServeFailsClearly(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"port in use", []string{"--addr", busy.Addr().String(), "--data-dir", t.TempDir()}, 1, "cannot listen on"},
+		{"data dir is a file", []string{"--addr", "127.0.0.1:0", "--data-dir", file}, 1, "data dir"},
+		{"bad flag", []string{"--policy", "nope"}, 2, "invalid --policy"},
+		{"missing tokens file", []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--auth", "tokens", "--tokens-file", filepath.Join(t.TempDir(), "absent.yaml")}, 1, "tokens file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"serve"}, tt.args...), envOf(nil), io.Discard, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("code %d, stderr %q; want %d and %q", code, stderr.String(), tt.code, tt.want)
+			}
+		})
+	}
+}
+
+func TestServeTokensNeverLogged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.yaml")
+	const secret = "alice-very-secret-token"
+	if err := os.WriteFile(tokens, []byte("tokens:\n  - token: \""+secret+"\"\n    user_id: alice\n    project_id: projA\n    roles: [member, reader]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, stop, logs := startServe(t, "--data-dir", dir, "--auth", "tokens", "--tokens-file", tokens, "--log-level", "debug")
+	for _, tok := range []string{secret, "wrong-token"} {
+		req, _ := http.NewRequest("GET", url+"/v2/images", nil)
+		req.Header.Set("X-Auth-Token", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusOK
+		if tok == "wrong-token" {
+			want = http.StatusUnauthorized
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("token %q: status %d, want %d", tok, resp.StatusCode, want)
+		}
+	}
+	stop()
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), secret) || strings.Contains(sc.Text(), "wrong-token") {
+			t.Fatalf("a token appears in the log: %s", sc.Text())
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package sqlstore
+
+import (
+	"strconv"
+	"strings"
+)
+
+// dialect is the seam between SQLite and PostgreSQL. Queries are written
+// once with "?" placeholders and rebound for PostgreSQL.
+type dialect struct {
+	name Dialect
+	// dollar: PostgreSQL numbers its placeholders ($1, $2...).
+	dollar bool
+	// nullsKeyword: add NULLS FIRST/LAST to ORDER BY. SQLite already sorts
+	// NULL as the smallest value (as MySQL, Glance's reference database,
+	// does); PostgreSQL sorts NULL as the largest unless told.
+	nullsKeyword bool
+	// tagsAgg and propsAgg aggregate an image's tags (JSON array) and
+	// properties (JSON object) in a correlated subquery on alias i, so that
+	// an image and its children come back in one row and one round trip.
+	tagsAgg, propsAgg string
+	// lockRow is appended to the SELECT of a read-modify-write. SQLite
+	// needs none: its write transactions are IMMEDIATE and serialised.
+	lockRow string
+}
+
+var sqliteDialect = &dialect{
+	name:     SQLite,
+	tagsAgg:  `(SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id)`,
+	propsAgg: `(SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)`,
+}
+
+var postgresDialect = &dialect{
+	name:         Postgres,
+	dollar:       true,
+	nullsKeyword: true,
+	tagsAgg:      `(SELECT coalesce(json_agg(t.value), '[]')::text FROM image_tags t WHERE t.image_id = i.id)`,
+	propsAgg:     `(SELECT coalesce(json_object_agg(p.name, p.value), '{}')::text FROM image_properties p WHERE p.image_id = i.id)`,
+	lockRow:      ` FOR UPDATE OF i`,
+}
+
+// rebind rewrites "?" placeholders to "$n" for PostgreSQL. No query of this
+// package has a "?" inside a literal.
+func (d *dialect) rebind(q string) string {
+	if !d.dollar || strings.IndexByte(q, '?') < 0 {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// imageCols are the images columns in scan order (see scanImage).
+const imageCols = `i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, i.owner, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.created_at, i.updated_at, i.deleted_at, i.locations, i.version`
+
+// getSQL selects one live image with its tags and properties.
+func (d *dialect) getSQL(forUpdate bool) string {
+	q := `SELECT ` + imageCols + `, ` + d.tagsAgg + `, ` + d.propsAgg +
+		` FROM images i WHERE i.id = ? AND i.deleted_at IS NULL`
+	if forUpdate {
+		q += d.lockRow
+	}
+	return q
+}
+
+// orderBy renders one ORDER BY term with Glance's NULL placement (NULL is
+// the smallest value).
+func (d *dialect) orderTerm(b *strings.Builder, col string, desc bool) {
+	b.WriteString(col)
+	if desc {
+		b.WriteString(" DESC")
+		if d.nullsKeyword {
+			b.WriteString(" NULLS LAST")
+		}
+	} else {
+		b.WriteString(" ASC")
+		if d.nullsKeyword {
+			b.WriteString(" NULLS FIRST")
+		}
+	}
+}

@@ -1,0 +1,174 @@
+// Package sqlstore implements imaged.ImageStore over database/sql, for SQLite
+// (modernc.org/sqlite, pure Go) and PostgreSQL (pgx). The two dialects share
+// all queries; the differences (placeholders, NULL ordering, JSON
+// aggregation, row locks) live in the dialect struct.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	_ "modernc.org/sqlite"             // registers driver "sqlite"
+
+	"github.com/imaged/imaged"
+)
+
+// Dialect names the SQL database behind a Store.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	clock     imaged.Clock
+	readConns int
+	pgConns   int
+}
+
+// WithClock sets the clock used for tombstone times (DeletedAt).
+func WithClock(c imaged.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithReadConns sets the size of the SQLite read pool (default 4). Writes
+// always go through a single connection.
+func WithReadConns(n int) Option { return func(o *options) { o.readConns = n } }
+
+// WithMaxConns sets the PostgreSQL pool size (default 16).
+func WithMaxConns(n int) Option { return func(o *options) { o.pgConns = n } }
+
+// Store is an imaged.ImageStore over SQLite or PostgreSQL. It is safe for
+// concurrent use.
+type Store struct {
+	d     *dialect
+	w     *sql.DB // writes (and, on PostgreSQL, reads too)
+	r     *sql.DB // reads
+	clock imaged.Clock
+
+	getStmt *sql.Stmt // GetImage, prepared once on the read pool
+}
+
+var _ imaged.ImageStore = (*Store)(nil)
+
+// Open connects to the database named by dsn and applies the embedded
+// migrations. A dsn starting with postgres:// or postgresql:// selects
+// PostgreSQL; anything else is a SQLite file path, optionally prefixed with
+// "sqlite:" or "file:" and optionally followed by "?" and extra driver
+// parameters.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o := options{clock: imaged.SystemClock{}, readConns: 4, pgConns: 16}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Store{clock: o.clock}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		s.d = postgresDialect
+		s.w, err = sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+		}
+		s.w.SetMaxOpenConns(o.pgConns)
+		s.w.SetMaxIdleConns(o.pgConns)
+		s.r = s.w
+	} else {
+		s.d = sqliteDialect
+		wdsn, rdsn, err := sqliteDSNs(dsn)
+		if err != nil {
+			return nil, err
+		}
+		if s.w, err = sql.Open("sqlite", wdsn); err != nil {
+			return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+		}
+		// One writer connection: SQLite has one writer at a time anyway,
+		// and queueing in database/sql is cheaper than SQLITE_BUSY retries.
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		s.w.SetConnMaxLifetime(0)
+		s.w.SetConnMaxIdleTime(0)
+		if s.r, err = sql.Open("sqlite", rdsn); err != nil {
+			s.w.Close()
+			return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
+		}
+		s.r.SetMaxOpenConns(o.readConns)
+		s.r.SetMaxIdleConns(o.readConns)
+		s.r.SetConnMaxIdleTime(0)
+		s.r.SetConnMaxLifetime(0)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, imaged.Errorf(imaged.EUNAVAILABLE, "metadata database unreachable: %v", err)
+	}
+	if err := migrate(ctx, s.d, s.w); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.getStmt, err = s.r.PrepareContext(ctx, s.d.rebind(s.d.getSQL(false))); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+	}
+	return s, nil
+}
+
+// sqliteDSNs turns a SQLite path into the writer's and the readers' DSNs.
+func sqliteDSNs(dsn string) (w, r string, err error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
+	path = strings.TrimPrefix(path, "//")
+	extra := ""
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, extra = path[:i], path[i+1:]
+	}
+	if path == "" {
+		return "", "", imaged.Errorf(imaged.EINVALID, "sqlstore: empty SQLite path")
+	}
+	if _, err := url.ParseQuery(extra); err != nil {
+		return "", "", imaged.Errorf(imaged.EINVALID, "sqlstore: bad SQLite parameters: %v", err)
+	}
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	if extra != "" {
+		common += "&" + extra
+	}
+	// The writer begins every transaction IMMEDIATE so that a
+	// read-modify-write never has to upgrade a read lock (which is what
+	// produces SQLITE_BUSY under concurrency); readers are query-only.
+	return path + "?" + common + "&_txlock=immediate", path + "?" + common + "&_pragma=query_only(1)", nil
+}
+
+// Dialect reports which database the store uses.
+func (s *Store) Dialect() Dialect { return s.d.name }
+
+// DB returns the pool used for writes, for tools and tests that need raw
+// access (e.g. EXPLAIN). Do not use it to bypass the store's invariants.
+func (s *Store) DB() *sql.DB { return s.w }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return imaged.Errorf(imaged.EUNAVAILABLE, "metadata database unreachable: %v", err)
+	}
+	return nil
+}
+
+// Close releases the pools.
+func (s *Store) Close() error {
+	var errs []error
+	if s.getStmt != nil {
+		errs = append(errs, s.getStmt.Close())
+	}
+	if s.r != nil && s.r != s.w {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
