@@ -66,13 +66,29 @@ func (r *Rules) IsAdmin(id *imaged.Identity) bool {
 // Allow reports whether id may perform action on target. A nil identity and
 // an unknown action are denied.
 func (r *Rules) Allow(id *imaged.Identity, action imaged.Action, t imaged.PolicyTarget) bool {
-	if id == nil {
+	if id == nil || !known(action) {
 		return false
 	}
 	if r.secure {
 		return r.allowSecure(id, action, t)
 	}
 	return r.allowLegacy(id, action, t)
+}
+
+// known reports whether action is one of the image actions these rules
+// decide; anything else is denied, even to admins, so that a typo fails
+// closed.
+func known(a imaged.Action) bool {
+	switch a {
+	case imaged.ActionAddImage, imaged.ActionGetImage, imaged.ActionGetImages, imaged.ActionModifyImage,
+		imaged.ActionPublicizeImage, imaged.ActionCommunitizeImage, imaged.ActionDeleteImage,
+		imaged.ActionDeactivate, imaged.ActionReactivate, imaged.ActionDownloadImage, imaged.ActionUploadImage,
+		imaged.ActionAddMember, imaged.ActionGetMember, imaged.ActionGetMembers, imaged.ActionModifyMember,
+		imaged.ActionDeleteMember, imaged.ActionGetImageLocation, imaged.ActionSetImageLocation,
+		imaged.ActionDeleteImageLocation, imaged.ActionCopyImage:
+		return true
+	}
+	return false
 }
 
 // projectIs is oslo.policy's "project_id:%(key)s" check. Glance passes None
