@@ -27,6 +27,13 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Detail marks Message as a detail that follows the status's generic
+	// explanation, as Glance renders the errors it raises without an
+	// explanation (webob's HTTPForbidden(msg) rather than
+	// HTTPForbidden(explanation=msg)): "Access was denied to this
+	// resource.<br /><br />\nProperty name may not be removed.".
+	// Surfaces other than the Glance API may ignore it.
+	Detail bool
 }
 
 // Error implements the error interface.
@@ -37,6 +44,11 @@ func (e *Error) Error() string {
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code string, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Detailf is Errorf for an error whose message is a Detail.
+func Detailf(code string, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Detail: true}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for

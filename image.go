@@ -252,6 +252,8 @@ type ImageQuery struct {
 	OSHidden        *bool
 	SizeMin         *int64
 	SizeMax         *int64
+	Checksum        string            // checksum == value; "" = no filter
+	OSHashValue     string            // os_hash_value == value; "" = no filter
 	Tags            []string          // every tag must be present (AND)
 	Properties      map[string]string // additional property == value (AND)
 	CreatedAt       []TimeFilter      // all must hold
