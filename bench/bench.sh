@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: imaged against a real Glance 25.1 (the peer under
+# ../shared/peers/glance), same workload, same run, one markdown table.
+#
+# It builds imaged, starts a fresh imaged and a fresh Glance peer on ports of
+# its own, creates the same images in both (bench/createload, one keep-alive
+# connection), runs wrk on three read endpoints at each connection count
+# (imaged and Glance alternate, so that a noisy neighbour hurts both alike),
+# measures server CPU from /proc/PID/stat and peak RSS (VmHWM), stops both
+# servers by pid and prints the table. Raw output: bench/results/<timestamp>/.
+#
+# Settings (environment):
+#   BENCH_DURATION   seconds per wrk run (15)
+#   BENCH_CONNS      connection counts for wrk ("2 16")
+#   BENCH_THREADS    wrk threads (2)
+#   BENCH_IMAGES     images to create in each server (1000)
+#   BENCH_TARGETS    which servers: "imaged glance", "imaged" or "glance"
+#   BENCH_ENDPOINTS  which wrk endpoints: any of "list show filter"
+#   BENCH_IMAGED_PORT (9495)  BENCH_GLANCE_PORT (9492)
+#   BENCH_GLANCE_WORKERS  glance-api workers (1; the README of the peer explains why)
+#   BENCH_IMAGED_ARGS     extra flags for `imaged serve` (e.g. "--log-level warn")
+#   IMAGED_BIN       use this imaged binary instead of building one
+#   GLANCE_PEER_DIR  the peer's scripts (default: ../shared/peers/glance next to the repo)
+# With the defaults a run takes about 5 minutes (3 endpoints x 2 conns x 15 s x 2 servers).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${BENCH_DURATION:-15}
+CONNS=${BENCH_CONNS:-"2 16"}
+THREADS=${BENCH_THREADS:-2}
+NIMG=${BENCH_IMAGES:-1000}
+TARGETS=${BENCH_TARGETS:-"imaged glance"}
+ENDPOINTS=${BENCH_ENDPOINTS:-"list show filter"}
+IPORT=${BENCH_IMAGED_PORT:-9495}
+GPORT=${BENCH_GLANCE_PORT:-9492}
+PEER_DIR=${GLANCE_PEER_DIR:-$ROOT/../shared/peers/glance}
+OUT=$ROOT/bench/results/$(date -u +%Y%m%d-%H%M%S)
+TOKEN="bench:benchproj:admin" # the peer's fakeauth reads it as user:project:roles; imaged's tokens file maps it
+AUTH_H="X-Auth-Token: $TOKEN"
+TCK=$(getconf CLK_TCK)
+mkdir -p "$OUT"
+
+for t in wrk curl jq go awk; do command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }; done
+
+note() { echo "$*" | tee -a "$OUT/notes.txt" >&2; }
+
+# --- which servers -----------------------------------------------------------
+want() { [[ " $TARGETS " == *" $1 "* ]]; }
+if want glance && [ ! -x "$PEER_DIR/start.sh" ]; then
+  note "NOTE: no Glance peer at $PEER_DIR: benchmarking imaged alone."
+  TARGETS=imaged
+fi
+if want glance && ! command -v glance-api >/dev/null && [ ! -x /usr/bin/glance-api ]; then
+  note "NOTE: glance-api is not installed (see $PEER_DIR/install.sh): benchmarking imaged alone."
+  TARGETS=imaged
+fi
+
+# --- build -------------------------------------------------------------------
+CREATELOAD=$OUT/createload
+(cd "$ROOT" && go build -o "$CREATELOAD" ./bench/createload)
+if want imaged; then
+  if [ -n "${IMAGED_BIN:-}" ]; then
+    BIN=$IMAGED_BIN
+  else
+    BIN=$OUT/imaged
+    (cd "$ROOT" && go build -o "$BIN" ./cmd/imaged)
+  fi
+fi
+
+# --- start and stop ----------------------------------------------------------
+IMAGED_PID="" GLANCE_STARTED="" SAMPLER_PID=""
+GLANCE_ENV=(GLANCE_PEER_PORT="$GPORT" GLANCE_PEER_DATA="$OUT/glance-data" GLANCE_PEER_WORKERS="${BENCH_GLANCE_WORKERS:-1}"
+            GLANCE_PEER_AUTH=fakeauth GLANCE_PEER_RBAC=legacy)
+cleanup() {
+  [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
+  if [ -n "$IMAGED_PID" ]; then
+    kill -TERM "$IMAGED_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$IMAGED_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$IMAGED_PID" 2>/dev/null || true
+  fi
+  # stop.sh kills only the pid in its pid file (and that session's workers).
+  [ -n "$GLANCE_STARTED" ] && env "${GLANCE_ENV[@]}" "$PEER_DIR/stop.sh" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+wait_up() { # $1 url; waits up to 60 s for GET /versions
+  for _ in $(seq 1 600); do curl -fsS -m 2 -o /dev/null "$1/versions" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+
+declare -A URL PIDS_OF
+if want imaged; then
+  mkdir -p "$OUT/imaged-data"
+  cat > "$OUT/tokens.yaml" <<EOF
+tokens:
+  - {token: "$TOKEN", user_id: bench, project_id: benchproj, roles: [admin, member, reader]}
+EOF
+  # shellcheck disable=SC2086
+  "$BIN" serve --addr "127.0.0.1:$IPORT" --data-dir "$OUT/imaged-data" --auth tokens \
+    --tokens-file "$OUT/tokens.yaml" --policy legacy ${BENCH_IMAGED_ARGS:-} >"$OUT/imaged.log" 2>&1 &
+  IMAGED_PID=$!
+  URL[imaged]=http://127.0.0.1:$IPORT
+  wait_up "${URL[imaged]}" || { echo "bench: imaged did not start; see $OUT/imaged.log" >&2; tail -5 "$OUT/imaged.log" >&2; exit 1; }
+fi
+if want glance; then
+  if ! env "${GLANCE_ENV[@]}" GLANCE_PEER_FRESH=1 "$PEER_DIR/start.sh" >"$OUT/glance-start.log" 2>&1; then
+    note "NOTE: the Glance peer did not start on port $GPORT ($(tail -1 "$OUT/glance-start.log")): benchmarking imaged alone."
+    TARGETS=imaged
+  else
+    GLANCE_STARTED=1
+    URL[glance]=http://127.0.0.1:$GPORT
+  fi
+fi
+want imaged || want glance || { echo "bench: nothing to benchmark" >&2; exit 1; }
+ORDER=(); for s in imaged glance; do want "$s" && ORDER+=("$s"); done
+
+pids() { # $1 server -> its process ids (Glance: parent and workers of its session)
+  case $1 in
+    imaged) echo "$IMAGED_PID" ;;
+    glance) pgrep -g "$(cat "$OUT/glance-data/glance-api.pid")" ;;
+  esac
+}
+cputicks() { # $1 server -> user+system clock ticks used so far
+  local p
+  for p in $(pids "$1"); do
+    # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+    sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12+$13}'
+  done | awk '{s+=$1} END{print s+0}'
+}
+hwm_kib() { # $1 server -> summed VmHWM of its processes, KiB
+  local p
+  for p in $(pids "$1"); do awk '/^VmHWM/{print $2}' "/proc/$p/status" 2>/dev/null; done | awk '{s+=$1} END{print s+0}'
+}
+
+# Load average every 5 s for the whole run (it includes this benchmark's own load).
+(while :; do echo "$(date +%s) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 5; done) >"$OUT/loadavg.txt" &
+SAMPLER_PID=$!
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "host: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -m | awk '/Mem:/{print $2}') MiB RAM, kernel $(uname -r)"
+  echo "go: $(go version | awk '{print $3}'); wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+  echo "imaged: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), sqlite, --policy legacy, --auth tokens"
+  want glance && echo "glance: $(dpkg-query -W -f='${Version}' python3-glance 2>/dev/null || echo '?'), glance-api workers=${BENCH_GLANCE_WORKERS:-1}, fakeauth, legacy policy, sqlite"
+  echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg); busiest processes: $(ps -eo pcpu=,comm= --sort=-pcpu | head -4 | awk '{printf "%s %s%%; ", $2, $1}')"
+} | tee "$OUT/env.txt" >&2
+
+# --- 1. creates ---------------------------------------------------------------
+declare -A R  # results: R[server,metric]
+for s in "${ORDER[@]}"; do
+  c0=$(cputicks "$s")
+  "$CREATELOAD" -url "${URL[$s]}" -token "$TOKEN" -count "$NIMG" -conns 1 -ids "$OUT/ids-$s.txt" >"$OUT/create-$s.json"
+  c1=$(cputicks "$s")
+  R[$s,create]=$(jq -r .creates_per_s "$OUT/create-$s.json")
+  R[$s,create_cpu]=$(awk -v d=$((c1-c0)) -v t="$TCK" -v n="$NIMG" 'BEGIN{printf "%.2f", d*1000/t/n}')
+  R[$s,create_p99]=$(jq -r .p99_ms "$OUT/create-$s.json")
+  errs=$(jq -r .errors "$OUT/create-$s.json"); conns=$(jq -r .connections "$OUT/create-$s.json")
+  [ "$errs" = 0 ] || note "NOTE: $s: $errs create errors: $(jq -c .first_errors "$OUT/create-$s.json")"
+  [ "$conns" = 1 ] || note "NOTE: $s: the create loop used $conns TCP connections (keep-alive lost)"
+  echo "$s: ${R[$s,create]} creates/s, ${R[$s,create_cpu]} server CPU ms/create" >&2
+done
+
+# --- 2. reads with wrk ----------------------------------------------------------
+# Glance has no active image without an upload and imaged has no upload yet, so
+# the filter asks for queued images: both answer it from the same 1000 rows.
+path_of() { # $1 endpoint $2 server
+  case $1 in
+    list) echo "/v2/images?limit=20" ;;
+    show) echo "/v2/images/$(head -1 "$OUT/ids-$2.txt")" ;;
+    filter) echo "/v2/images?name=bench-07&status=queued&sort=name:asc" ;;
+  esac
+}
+label_of() {
+  case $1 in
+    list) echo 'GET /v2/images?limit=20' ;;
+    show) echo 'GET /v2/images/{id}' ;;
+    filter) echo 'GET /v2/images?name=bench-07&status=queued&sort=name:asc' ;;
+  esac
+}
+for e in $ENDPOINTS; do
+  for s in "${ORDER[@]}"; do
+    p=$(path_of "$e" "$s")
+    read -r code n < <(curl -s -H "$AUTH_H" -o "$OUT/sample-$e-$s.json" -w '%{http_code} ' "${URL[$s]}$p"; jq -r '(.images // [.]) | length' "$OUT/sample-$e-$s.json" 2>/dev/null || echo '?')
+    R[$s,$e,sample]="HTTP $code, $n image(s)"
+    [ "$code" = 200 ] || note "NOTE: $s answers $p with HTTP $code"
+  done
+done
+to_ms() { # wrk latency (123.45us, 1.23ms, 1.02s, 2.00m) -> ms
+  awk -v v="$1" 'BEGIN{ u=v; sub(/^[0-9.]+/, "", u); x=v+0;
+    if (u=="us") x/=1000; else if (u=="s") x*=1000; else if (u=="m") x*=60000; printf "%.2f", x }'
+}
+for e in $ENDPOINTS; do
+  for c in $CONNS; do
+    for s in "${ORDER[@]}"; do
+      p=$(path_of "$e" "$s")
+      raw=$OUT/wrk-$e-c$c-$s.txt
+      c0=$(cputicks "$s")
+      wrk -t"$THREADS" -c"$c" -d"${DUR}s" --latency -H "$AUTH_H" "${URL[$s]}$p" >"$raw" 2>&1
+      c1=$(cputicks "$s")
+      read -r rps p50 p99 n bad < <(awk '
+        / requests in / {n=$1}
+        /Requests\/sec/ {rps=$2}
+        /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+        /Non-2xx/ {bad=$NF}
+        END {print rps+0, p50, p99, n+0, bad+0}' "$raw")
+      R[$s,$e,$c,rps]=$(printf '%.0f' "$rps")
+      R[$s,$e,$c,p50]=$(to_ms "$p50")
+      R[$s,$e,$c,p99]=$(to_ms "$p99")
+      R[$s,$e,$c,cpu]=$(awk -v d=$((c1-c0)) -v t="$TCK" -v n="$n" 'BEGIN{printf "%.3f", (n>0 ? d*1000/t/n : 0)}')
+      [ "$bad" = 0 ] || note "NOTE: $s: $bad non-2xx answers in $(label_of "$e") at $c connections"
+      echo "$s $(label_of "$e") c=$c: ${R[$s,$e,$c,rps]} req/s p50 ${R[$s,$e,$c,p50]} ms p99 ${R[$s,$e,$c,p99]} ms cpu ${R[$s,$e,$c,cpu]} ms/req" >&2
+    done
+  done
+done
+for s in "${ORDER[@]}"; do R[$s,rss]=$(awk -v k="$(hwm_kib "$s")" 'BEGIN{printf "%.1f", k/1024}'); done
+kill "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
+LOADS=$(awk '{print $2}' "$OUT/loadavg.txt" | sort -n | awk '{a[NR]=$1} END{ if (NR) printf "1-min load average during the run: min %s, median %s, max %s (%d samples; includes the benchmark itself)", a[1], a[int((NR+1)/2)], a[NR], NR}')
+
+# --- 3. table -------------------------------------------------------------------
+# Ratio is always imaged/Glance: above 1 is better for throughput, below 1 for
+# latency, CPU and memory. The target column checks the goals of docs/benchmarks.md.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b+0==0) print "-"; else { r=a/b; printf (r>=10 ? "%.0fx" : (r>=0.1 ? "%.2fx" : "%.4fx")), r } }'; }
+check() { # $1 kind $2 imaged value $3 glance value
+  case $1 in
+    tput) awk -v a="$2" -v b="$3" 'BEGIN{ if (b=="" || b+0==0) print ""; else print (a/b>=50 ? "≥ 50x: met" : "≥ 50x: MISSED") }' ;;
+    p99) awk -v a="$2" 'BEGIN{ print (a+0<10 ? "< 10 ms: met" : "< 10 ms: MISSED") }' ;;
+    rss) awk -v a="$2" 'BEGIN{ print (a+0<60 ? "< 60 MiB: met" : "< 60 MiB: MISSED") }' ;;
+    *) echo "" ;;
+  esac
+}
+row() { # $1 label $2 key $3 check-kind $4 unit
+  local a="${R[imaged,$2]:-}" b="${R[glance,$2]:-}" t=""
+  want imaged && t=$(check "$3" "$a" "$b")
+  if want imaged && want glance; then
+    printf '| %s | %s | %s | %s | %s |\n' "$1" "${a:--}" "${b:--}" "$(ratio "$a" "$b")" "$t"
+  elif want imaged; then
+    printf '| %s | %s | %s |\n' "$1" "${a:--}" "$t"
+  else
+    printf '| %s | %s |\n' "$1" "${b:--}"
+  fi
+}
+{
+  if want imaged && want glance; then
+    echo "| workload (${DUR} s wrk -t$THREADS runs; $NIMG images each) | imaged | Glance 25.1 | imaged/Glance | target |"
+    echo "| --- | ---: | ---: | ---: | --- |"
+  elif want imaged; then
+    echo "| workload (imaged alone; ${DUR} s wrk -t$THREADS runs; $NIMG images) | imaged | target |"
+    echo "| --- | ---: | --- |"
+  else
+    echo "| workload (Glance alone; ${DUR} s wrk -t$THREADS runs; $NIMG images) | Glance 25.1 |"
+    echo "| --- | ---: |"
+  fi
+  row "POST /v2/images, 1 keep-alive connection: creates/s" create tput
+  row "… server CPU ms per create" create_cpu ""
+  row "… p99 ms per create" create_p99 ""
+  for e in $ENDPOINTS; do
+    for c in $CONNS; do
+      L="$(label_of "$e"), $c conns"
+      row "$L: req/s" "$e,$c,rps" tput
+      row "… p50 ms" "$e,$c,p50" ""
+      row "… p99 ms" "$e,$c,p99" "$([ "$c" -ge 16 ] && echo p99)"
+      row "… server CPU ms per request" "$e,$c,cpu" ""
+    done
+  done
+  row "peak RSS (VmHWM, MiB; Glance: all processes)" rss rss
+  echo
+  for e in $ENDPOINTS; do
+    echo -n "- $(label_of "$e"):"; for s in "${ORDER[@]}"; do echo -n " $s ${R[$s,$e,sample]};"; done; echo
+  done
+  echo "- $LOADS."
+  echo "- The filter asks for status=queued: Glance has no active image without an upload, and imaged does not take uploads yet."
+  [ -s "$OUT/notes.txt" ] && sed 's/^/- /' "$OUT/notes.txt"
+  echo "- raw output: ${OUT#"$ROOT"/}/"
+} | tee "$OUT/table.md"
