@@ -245,11 +245,11 @@ func (s *Service) doReplace(id *imaged.Identity, img *imaged.Image, c change) er
 	root := c.root()
 	switch {
 	case root == "locations" && isEmpty(c.value):
-		return imaged.Errorf(imaged.EFORBIDDEN, "Cannot set locations to empty list.")
+		return imaged.Detailf(imaged.EFORBIDDEN, "Cannot set locations to empty list.")
 	case root == "locations":
 		return s.locationsHidden(id, img, imaged.ActionSetImageLocation, "update")
 	case root == "owner" && !s.pol.IsAdmin(id):
-		return imaged.Errorf(imaged.EFORBIDDEN, "Owner can't be updated by non admin.")
+		return imaged.Detailf(imaged.EFORBIDDEN, "Owner can't be updated by non admin.")
 	}
 	if err := s.updateProperty(id, img, root, c.value); err != nil {
 		return err
@@ -274,7 +274,7 @@ func (s *Service) doAdd(id *imaged.Identity, img *imaged.Image, c change) error 
 	}
 	_, exists := img.Properties[root]
 	if c.noReplace && (attrNames[root] || exists) {
-		return imaged.Errorf(imaged.ECONFLICT, "Property %s already present.", root)
+		return imaged.Detailf(imaged.ECONFLICT, "Property %s already present.", root)
 	}
 	if settable[root] {
 		return setAttr(img, root, c.value)
@@ -292,13 +292,13 @@ func (s *Service) doRemove(id *imaged.Identity, img *imaged.Image, c change) err
 		return err
 	}
 	if attrNames[root] {
-		return imaged.Errorf(imaged.EFORBIDDEN, "Property %s may not be removed.", root)
+		return imaged.Detailf(imaged.EFORBIDDEN, "Property %s may not be removed.", root)
 	}
 	if _, ok := img.Properties[root]; ok {
 		delete(img.Properties, root)
 		return nil
 	}
-	return imaged.Errorf(imaged.ECONFLICT, "Property %s does not exist.", root)
+	return imaged.Detailf(imaged.ECONFLICT, "Property %s does not exist.", root)
 }
 
 // setAttr sets a base attribute on an existing image, with the checks of

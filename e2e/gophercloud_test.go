@@ -261,7 +261,8 @@ func TestSecurePolicyPersonas(t *testing.T) {
 func TestConcurrentPatchesKeepEveryChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := startServer(t)
+	// 200 properties exceed Glance's default image_property_quota of 128.
+	s := startServer(t, "--image-property-quota", "256")
 	c := s.client(t, tokAlice)
 	img, err := images.Create(ctx, c, images.CreateOpts{Name: "contended"}).Extract()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,12 @@ type serveConfig struct {
 	LogFormat  string
 	LogLevel   string
 	ShutdownIn time.Duration
+	// Glance's quota and paging options (image_property_quota,
+	// image_tag_quota, image_member_quota, api_limit_max); < 0 = unlimited.
+	PropertyQuota int
+	TagQuota      int
+	MemberQuota   int
+	LimitMax      int
 }
 
 // parseServeFlags reads flags, falling back to IMAGED_* environment
@@ -50,6 +57,18 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		}
 		return def
 	}
+	envErrs := map[string]error{}
+	intFlag := func(fs *flag.FlagSet, p *int, name, envName string, def int, help string) {
+		if v := env(envName, ""); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrs[name] = fmt.Errorf("invalid IMAGED_%s %q: want an integer", envName, v)
+			} else {
+				def = n
+			}
+		}
+		fs.IntVar(p, name, def, help+" (IMAGED_"+envName+")")
+	}
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:9292"), "address to listen on (IMAGED_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./imaged-data"), "directory for the database and image data; created if missing (IMAGED_DATA_DIR)")
 	fs.StringVar(&c.Database, "database", env("DATABASE", ""), "metadata database: a SQLite file path or postgres://... (default: imaged.db in the data dir) (IMAGED_DATABASE)")
@@ -58,10 +77,23 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.Policy, "policy", env("POLICY", "secure"), "authorization rules: secure (Glance's secure RBAC) or legacy (Glance 25.1 defaults) (IMAGED_POLICY)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (IMAGED_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error (IMAGED_LOG_LEVEL)")
+	defaults := catalog.DefaultConfig()
+	intFlag(fs, &c.PropertyQuota, "image-property-quota", "IMAGE_PROPERTY_QUOTA", defaults.ImagePropertyQuota, "most additional properties an image may have; -1 = unlimited")
+	intFlag(fs, &c.TagQuota, "image-tag-quota", "IMAGE_TAG_QUOTA", defaults.ImageTagQuota, "most tags an image may have; -1 = unlimited")
+	intFlag(fs, &c.MemberQuota, "image-member-quota", "IMAGE_MEMBER_QUOTA", defaults.ImageMemberQuota, "most members an image may have; -1 = unlimited")
+	intFlag(fs, &c.LimitMax, "api-limit-max", "API_LIMIT_MAX", defaults.APILimitMax, "largest page a listing returns")
 	shutdown := env("SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish at shutdown (IMAGED_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	for name, err := range envErrs {
+		if fs.Lookup(name) != nil && !isSet(fs, name) {
+			return nil, err
+		}
+	}
+	if c.LimitMax < 1 {
+		return nil, fmt.Errorf("invalid --api-limit-max %d: want at least 1", c.LimitMax)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -95,6 +127,13 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		c.Database = filepath.Join(c.DataDir, "imaged.db")
 	}
 	return &c, nil
+}
+
+// isSet reports whether the flag was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -146,7 +185,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	case "tokens":
 		var err error
 		if tokens, err = auth.NewTokenFile(c.TokensFile); err != nil {
-			return fmt.Errorf("tokens file: %w", err)
+			return err // names the file and the bad entry, never a token
 		}
 		authn = tokens
 	}
@@ -173,8 +212,11 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 		}
 	}()
 
-	images := catalog.New(store, pol, catalog.DefaultConfig())
-	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log})
+	ccfg := catalog.DefaultConfig()
+	ccfg.ImagePropertyQuota, ccfg.ImageTagQuota, ccfg.ImageMemberQuota = c.PropertyQuota, c.TagQuota, c.MemberQuota
+	ccfg.APILimitMax = c.LimitMax
+	images := catalog.New(store, pol, ccfg)
+	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log, MaxLimit: c.LimitMax})
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,

@@ -48,6 +48,12 @@ func TestParseServeFlags(t *testing.T) {
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: "flag provided but not defined"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 		{name: "bad shutdown", args: []string{"--shutdown-timeout", "soon"}, wantErr: "invalid --shutdown-timeout"},
+		{name: "quota from env", env: map[string]string{"IMAGED_IMAGE_PROPERTY_QUOTA": "300"},
+			want: func(c *serveConfig) bool { return c.PropertyQuota == 300 && c.TagQuota == 128 }},
+		{name: "bad quota env", env: map[string]string{"IMAGED_IMAGE_TAG_QUOTA": "many"}, wantErr: `invalid IMAGED_IMAGE_TAG_QUOTA "many"`},
+		{name: "bad quota env overridden by flag", args: []string{"--image-tag-quota", "5"}, env: map[string]string{"IMAGED_IMAGE_TAG_QUOTA": "many"},
+			want: func(c *serveConfig) bool { return c.TagQuota == 5 }},
+		{name: "bad limit max", args: []string{"--api-limit-max", "0"}, wantErr: "invalid --api-limit-max"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "invalid --log-level"},
 	}
 	for _, tt := range tests {
@@ -169,7 +175,7 @@ func TestServeFailsClearly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
+	t.Cleanup(func() { busy.Close() }) // not defer: the subtests run after this function returns
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
