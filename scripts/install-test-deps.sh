@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need beyond Go: the Debian glance and
 # openstack command-line clients (black-box compatibility tests) and a
-# reachable PostgreSQL on 127.0.0.1:5432 (the second metadata backend).
+# reachable PostgreSQL on 127.0.0.1:5432 (the second metadata backend),
+# and qemu-img (qemu-utils), which makes the disk images the format
+# inspector's tests check against.
 # Re-runnable; does nothing that is already done. Needs root for apt-get;
 # without root it only reports what is missing (those tests then skip,
 # except under CI=true, where they fail).
@@ -28,10 +30,11 @@ apt_install() {
   return $rc
 }
 
-# 1. OpenStack clients.
+# 1. OpenStack clients and qemu-img.
 missing=()
 have glance || missing+=(python3-glanceclient)
 have openstack || missing+=(python3-openstackclient)
+have qemu-img || missing+=(qemu-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${missing[*]}"
   apt_install "${missing[@]}" || echo "install-test-deps: could not install ${missing[*]}" >&2
