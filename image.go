@@ -254,6 +254,10 @@ type ImageQuery struct {
 	SizeMax         *int64
 	Checksum        string            // checksum == value; "" = no filter
 	OSHashValue     string            // os_hash_value == value; "" = no filter
+	OSHashAlgo      string            // os_hash_algo == value; "" = no filter
+	MinDisk         *int64            // min_disk == value
+	MinRAM          *int64            // min_ram == value
+	VirtualSize     *int64            // virtual_size == value (NULL never matches)
 	Tags            []string          // every tag must be present (AND)
 	Properties      map[string]string // additional property == value (AND)
 	CreatedAt       []TimeFilter      // all must hold

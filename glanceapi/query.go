@@ -228,7 +228,24 @@ func parseListQuery(ps []param, defaultLimit, maxLimit int) (*listQuery, error) 
 		q.Protected = &b
 	}
 	// db.sqlalchemy.api: the remaining filters, one key at a time in order
-	// of first appearance, last value winning.
+	// of first appearance, last value winning. noMatch records a filter
+	// that no image can satisfy (Glance compares the column with the raw
+	// string and simply finds nothing): the answer is an empty page.
+	noMatch := false
+	intFilter := func(v string) *int64 {
+		n, ok := sqlInteger(v)
+		if !ok {
+			noMatch = true
+			return nil
+		}
+		return &n
+	}
+	strFilter := func(v string) string {
+		if v == "" { // an unset hash is NULL, which equals nothing
+			noMatch = true
+		}
+		return v
+	}
 	for _, p := range lastValues(params) {
 		k, v := p.key, p.value
 		switch {
@@ -237,9 +254,17 @@ func parseListQuery(ps []param, defaultLimit, maxLimit int) (*listQuery, error) 
 		case k == "os_hidden" || k == "protected":
 			// done above
 		case k == "checksum":
-			q.Checksum = v
+			q.Checksum = strFilter(v)
 		case k == "os_hash_value":
-			q.OSHashValue = v
+			q.OSHashValue = strFilter(v)
+		case k == "os_hash_algo":
+			q.OSHashAlgo = strFilter(v)
+		case k == "min_ram":
+			q.MinRAM = intFilter(v)
+		case k == "min_disk":
+			q.MinDisk = intFilter(v)
+		case k == "virtual_size":
+			q.VirtualSize = intFilter(v)
 		case k == "owner":
 			q.Owners = []string{v}
 		case strings.HasSuffix(k, "_min") || strings.HasSuffix(k, "_max"):
@@ -299,16 +324,12 @@ func parseListQuery(ps []param, defaultLimit, maxLimit int) (*listQuery, error) 
 				q.DiskFormat = list
 			}
 		case k == "size":
-			// Glance compares the column with the string; only an
-			// integer can ever match.
-			n, ok := pyInt(v)
-			if !ok {
-				return nil, invalid("Unsupported filter: %s", k)
+			if n := intFilter(v); n != nil {
+				q.SizeMin, q.SizeMax = n, n
 			}
-			q.SizeMin, q.SizeMax = &n, &n
 		case imageColumns[k]:
-			// Columns the core query cannot express (min_disk,
-			// os_hash_algo...): refuse rather than silently ignore.
+			// Columns the core query cannot express (deleted_at,
+			// locations...): refuse rather than silently ignore.
 			return nil, invalid("Unsupported filter: %s", k)
 		default:
 			if q.Properties == nil {
@@ -317,7 +338,33 @@ func parseListQuery(ps []param, defaultLimit, maxLimit int) (*listQuery, error) 
 			q.Properties[k] = v
 		}
 	}
+	if noMatch {
+		lq.limit = 0
+	}
 	return lq, nil
+}
+
+var sqlNumberRe = regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`)
+
+// sqlInteger is the integer a filter value equals when compared with an
+// integer column the way Glance's database compares it: the text is taken
+// as a number if it looks like one (white space around, sign, decimals,
+// exponent: "512", " 512", "512.0", "5.12e2"), and only an integral value
+// can be equal. ok is false when no integer equals v ("abc", "", "1.5",
+// "1_0", "0x200", beyond int64).
+func sqlInteger(v string) (n int64, ok bool) {
+	v = strings.Trim(v, " \t\n\v\f\r")
+	if !sqlNumberRe.MatchString(v) {
+		return 0, false
+	}
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return i, true
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {
+		return 0, false
+	}
+	return int64(f), true
 }
 
 // parseSort handles both sort syntaxes and removes their parameters from

@@ -129,8 +129,10 @@ func BenchmarkListPostgres(b *testing.B) {
 // planQueries and reports p50/p99 latencies.
 func benchList(b *testing.B, s *sqlstore.Store) {
 	ctx := context.Background()
-	// The marker of the keyset queries sits in the middle of the catalog.
-	page, err := s.ListImages(ctx, imaged.ImageQuery{Scope: imaged.Scope{Admin: true}, Visibility: "all", Limit: 1,
+	// The marker of the keyset queries sits in the middle of the catalog
+	// and has a size (so that "keyset size desc" has NULL and non-NULL
+	// sizes after it).
+	page, err := s.ListImages(ctx, imaged.ImageQuery{Scope: imaged.Scope{Admin: true}, Visibility: "all", Limit: 1, SizeMin: ptr(int64(0)),
 		CreatedAt: []imaged.TimeFilter{{Op: imaged.OpLte, Value: genBase.Add(benchImages / 2 * time.Second)}},
 		Sort:      []imaged.SortKey{{Key: "created_at", Dir: imaged.Desc}, {Key: "id", Dir: imaged.Desc}}})
 	if err != nil || len(page) == 0 {

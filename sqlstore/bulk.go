@@ -18,26 +18,30 @@ func (s *Store) bulkInsert(ctx context.Context, imgs []*imaged.Image) error {
 		return err
 	}
 	defer tx.Rollback()
-	const per = 300 // 21 columns × 300 rows stays under both placeholder limits
+	const per = 300 // 23 columns × 300 rows stays under both placeholder limits
 	for start := 0; start < len(imgs); start += per {
 		batch := imgs[start:min(start+per, len(imgs))]
 		var b strings.Builder
-		b.WriteString(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version) VALUES `)
-		args := make([]any, 0, 21*len(batch))
+		b.WriteString(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version, tags_json, properties_json) VALUES `)
+		args := make([]any, 0, 23*len(batch))
 		var tagArgs, propArgs []any
 		for i, img := range batch {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			locs, err := encodeLocations(img.Locations)
+			if err != nil {
+				return err
+			}
+			tagsJSON, propsJSON, err := encodeChildren(uniqueSorted(img.Tags), img.Properties)
 			if err != nil {
 				return err
 			}
 			args = append(args, img.ID, nullStrPtr(img.Name), string(img.Status), string(img.Visibility), img.Protected, img.OSHidden,
 				nullStr(img.Owner), nullStr(img.DiskFormat), nullStr(img.ContainerFormat), nullInt(img.Size), nullInt(img.VirtualSize),
 				nullStr(img.Checksum), nullStr(img.OSHashAlgo), nullStr(img.OSHashValue), img.MinDisk, img.MinRAM,
-				micros(img.CreatedAt), micros(img.UpdatedAt), nullTime(img.DeletedAt), locs, img.Version)
+				micros(img.CreatedAt), micros(img.UpdatedAt), nullTime(img.DeletedAt), locs, img.Version, tagsJSON, propsJSON)
 			for _, t := range uniqueSorted(img.Tags) {
 				tagArgs = append(tagArgs, img.ID, t)
 			}

@@ -15,27 +15,25 @@ type dialect struct {
 	// NULL as the smallest value (as MySQL, Glance's reference database,
 	// does); PostgreSQL sorts NULL as the largest unless told.
 	nullsKeyword bool
-	// tagsAgg and propsAgg aggregate an image's tags (JSON array) and
-	// properties (JSON object) in a correlated subquery on alias i, so that
-	// an image and its children come back in one row and one round trip.
-	tagsAgg, propsAgg string
+	// notHidden is the default listing's "os_hidden is false" test. On
+	// SQLite the unary + keeps the planner from ever driving a listing
+	// through an index on a two-valued column.
+	notHidden string
 	// lockRow is appended to the SELECT of a read-modify-write. SQLite
 	// needs none: its write transactions are IMMEDIATE and serialised.
 	lockRow string
 }
 
 var sqliteDialect = &dialect{
-	name:     SQLite,
-	tagsAgg:  `(SELECT json_group_array(t.value) FROM image_tags t WHERE t.image_id = i.id)`,
-	propsAgg: `(SELECT json_group_object(p.name, p.value) FROM image_properties p WHERE p.image_id = i.id)`,
+	name:      SQLite,
+	notHidden: `+i.os_hidden = 0`,
 }
 
 var postgresDialect = &dialect{
 	name:         Postgres,
 	dollar:       true,
 	nullsKeyword: true,
-	tagsAgg:      `(SELECT coalesce(json_agg(t.value), '[]')::text FROM image_tags t WHERE t.image_id = i.id)`,
-	propsAgg:     `(SELECT coalesce(json_object_agg(p.name, p.value), '{}')::text FROM image_properties p WHERE p.image_id = i.id)`,
+	notHidden:    `NOT i.os_hidden`,
 	lockRow:      ` FOR UPDATE OF i`,
 }
 
@@ -60,13 +58,13 @@ func (d *dialect) rebind(q string) string {
 	return b.String()
 }
 
-// imageCols are the images columns in scan order (see scanImage).
-const imageCols = `i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, i.owner, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.created_at, i.updated_at, i.deleted_at, i.locations, i.version`
+// imageCols are the images columns in scan order (see scanImage); the last
+// two are the row's copies of its tags and properties (migration 0002).
+const imageCols = `i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, i.owner, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.created_at, i.updated_at, i.deleted_at, i.locations, i.version, i.tags_json, i.properties_json`
 
 // getSQL selects one live image with its tags and properties.
 func (d *dialect) getSQL(forUpdate bool) string {
-	q := `SELECT ` + imageCols + `, ` + d.tagsAgg + `, ` + d.propsAgg +
-		` FROM images i WHERE i.id = ? AND i.deleted_at IS NULL`
+	q := `SELECT ` + imageCols + ` FROM images i WHERE i.id = ? AND i.deleted_at IS NULL`
 	if forUpdate {
 		q += d.lockRow
 	}

@@ -7,7 +7,9 @@ import (
 )
 
 // ListSQL exposes the listing query to the EXPLAIN tests.
-func (s *Store) ListSQL(q imaged.ImageQuery) (string, []any, error) { return s.listSQL(&q) }
+func (s *Store) ListSQL(q imaged.ImageQuery) (string, []any, error) {
+	return s.listSQL(context.Background(), &q)
+}
 
 // BulkInsert exposes the seeding path to tests and benchmarks.
 func (s *Store) BulkInsert(ctx context.Context, imgs []*imaged.Image) error {

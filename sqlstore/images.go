@@ -28,8 +28,9 @@ func scanImage(sc rowScanner) (*imaged.Image, error) {
 		createdAt, updatedAt                  int64
 		locs, tags, props                     []byte
 		status, visibility                    string
+		err                                   error
 	)
-	if err := sc.Scan(&img.ID, &name, &status, &visibility, &img.Protected, &img.OSHidden, &owner, &df, &cf,
+	if err = sc.Scan(&img.ID, &name, &status, &visibility, &img.Protected, &img.OSHidden, &owner, &df, &cf,
 		&size, &vsize, &cks, &hAlgo, &hVal, &img.MinDisk, &img.MinRAM, &createdAt, &updatedAt, &deletedAt,
 		&locs, &img.Version, &tags, &props); err != nil {
 		return nil, err
@@ -53,18 +54,11 @@ func scanImage(sc rowScanner) (*imaged.Image, error) {
 		t := fromMicros(deletedAt.Int64)
 		img.DeletedAt = &t
 	}
-	img.Tags = []string{}
-	if len(tags) > 2 {
-		if err := json.Unmarshal(tags, &img.Tags); err != nil {
-			return nil, fmt.Errorf("sqlstore: decode tags of %s: %w", img.ID, err)
-		}
-		sort.Strings(img.Tags)
+	if img.Tags, err = decodeTags(tags); err != nil {
+		return nil, fmt.Errorf("sqlstore: decode tags of %s: %w", img.ID, err)
 	}
-	img.Properties = map[string]string{}
-	if len(props) > 2 {
-		if err := json.Unmarshal(props, &img.Properties); err != nil {
-			return nil, fmt.Errorf("sqlstore: decode properties of %s: %w", img.ID, err)
-		}
+	if img.Properties, err = decodeProperties(props); err != nil {
+		return nil, fmt.Errorf("sqlstore: decode properties of %s: %w", img.ID, err)
 	}
 	img.Locations = []imaged.Location{}
 	if len(locs) > 2 {
@@ -148,6 +142,11 @@ func (s *Store) CreateImage(ctx context.Context, img *imaged.Image) error {
 	if err != nil {
 		return err
 	}
+	tags := uniqueSorted(img.Tags)
+	tagsJSON, propsJSON, err := encodeChildren(tags, img.Properties)
+	if err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create image: %w", err)
@@ -155,12 +154,12 @@ func (s *Store) CreateImage(ctx context.Context, img *imaged.Image) error {
 	defer tx.Rollback()
 	// ON CONFLICT DO NOTHING instead of catching a driver-specific
 	// unique-violation error: both dialects report 0 rows affected.
-	res, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+	res, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version, tags_json, properties_json)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
 		img.ID, nullStrPtr(img.Name), string(img.Status), string(img.Visibility), img.Protected, img.OSHidden,
 		nullStr(img.Owner), nullStr(img.DiskFormat), nullStr(img.ContainerFormat), nullInt(img.Size), nullInt(img.VirtualSize),
 		nullStr(img.Checksum), nullStr(img.OSHashAlgo), nullStr(img.OSHashValue), img.MinDisk, img.MinRAM,
-		micros(img.CreatedAt), micros(img.UpdatedAt), nullTime(img.DeletedAt), locs, img.Version)
+		micros(img.CreatedAt), micros(img.UpdatedAt), nullTime(img.DeletedAt), locs, img.Version, tagsJSON, propsJSON)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create image: %w", err)
 	}
@@ -169,7 +168,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLI
 	} else if n == 0 {
 		return imaged.Errorf(imaged.ECONFLICT, "Image with identifier %s already exists!", img.ID)
 	}
-	if err := s.insertTags(ctx, tx, img.ID, uniqueSorted(img.Tags)); err != nil {
+	if err := s.insertTags(ctx, tx, img.ID, tags); err != nil {
 		return err
 	}
 	if err := s.upsertProperties(ctx, tx, img.ID, img.Properties); err != nil {
@@ -302,11 +301,15 @@ func (s *Store) UpdateImage(ctx context.Context, id string, fn func(*imaged.Imag
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET name = ?, status = ?, visibility = ?, protected = ?, os_hidden = ?, owner = ?, disk_format = ?, container_format = ?, size = ?, virtual_size = ?, checksum = ?, os_hash_algo = ?, os_hash_value = ?, min_disk = ?, min_ram = ?, created_at = ?, updated_at = ?, locations = ?, version = ? WHERE id = ?`),
+	tagsJSON, propsJSON, err := encodeChildren(img.Tags, img.Properties)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET name = ?, status = ?, visibility = ?, protected = ?, os_hidden = ?, owner = ?, disk_format = ?, container_format = ?, size = ?, virtual_size = ?, checksum = ?, os_hash_algo = ?, os_hash_value = ?, min_disk = ?, min_ram = ?, created_at = ?, updated_at = ?, locations = ?, version = ?, tags_json = ?, properties_json = ? WHERE id = ?`),
 		nullStrPtr(img.Name), string(img.Status), string(img.Visibility), img.Protected, img.OSHidden,
 		nullStr(img.Owner), nullStr(img.DiskFormat), nullStr(img.ContainerFormat), nullInt(img.Size), nullInt(img.VirtualSize),
 		nullStr(img.Checksum), nullStr(img.OSHashAlgo), nullStr(img.OSHashValue), img.MinDisk, img.MinRAM,
-		micros(img.CreatedAt), micros(img.UpdatedAt), locs, img.Version, id); err != nil {
+		micros(img.CreatedAt), micros(img.UpdatedAt), locs, img.Version, tagsJSON, propsJSON, id); err != nil {
 		return nil, fmt.Errorf("sqlstore: update image: %w", err)
 	}
 	// Tags: both lists are sorted and unique, so one merge pass diffs them.
@@ -384,7 +387,7 @@ func (s *Store) DeleteImage(ctx context.Context, id string, fn func(*imaged.Imag
 		}
 	}
 	now := micros(s.clock.Now())
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET status = ?, deleted_at = ?, updated_at = ?, version = version + 1 WHERE id = ?`),
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET status = ?, deleted_at = ?, updated_at = ?, version = version + 1, tags_json = '[]', properties_json = '{}' WHERE id = ?`),
 		string(imaged.StatusDeleted), now, now, id); err != nil {
 		return nil, fmt.Errorf("sqlstore: delete image: %w", err)
 	}

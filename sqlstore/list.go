@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -97,16 +99,26 @@ func normSort(in []imaged.SortKey) ([]imaged.SortKey, error) {
 }
 
 // scopeConds adds Glance's visibility rules (image_get_all) for q.Scope.
-func scopeConds(w *where, q *imaged.ImageQuery) error {
+// The rules are written so that each visibility filter gets the simplest
+// equivalent predicate (e.g. visibility=shared for a project is "owned or
+// a member", which the planner can answer from two indexes), and so that a
+// listing sorted by visibility ascending can seek past community images.
+func scopeConds(w *where, q *imaged.ImageQuery, sortKeys []imaged.SortKey) error {
 	p := q.Scope.ProjectID
 	switch q.Visibility {
 	case "":
 		// Default listing: community images only when they are the
 		// caller's own.
-		if p == "" {
-			w.add("i.visibility <> 'community'")
-		} else {
+		switch {
+		case p != "":
 			w.add("(i.visibility <> 'community' OR i.owner = ?)", p)
+		case sortKeys[0].Key == "visibility" && sortKeys[0].Dir == imaged.Asc:
+			// 'community' sorts first of the four visibilities, so
+			// "> 'community'" says the same as "<> 'community'" but
+			// lets the walk of images_visibility start after them.
+			w.add("i.visibility > 'community'")
+		default:
+			w.add("i.visibility <> 'community'")
 		}
 	case "all":
 	default:
@@ -129,49 +141,69 @@ func scopeConds(w *where, q *imaged.ImageQuery) error {
 		w.add("i.visibility IN ('public', 'community')")
 		return nil
 	}
-	memberCond := "i.visibility = 'shared' AND i.id IN (SELECT m.image_id FROM image_members m WHERE m.member = ?"
-	args := []any{p, p}
+	memberIn := "i.id IN (SELECT m.image_id FROM image_members m WHERE m.member = ?"
+	memberArgs := []any{p}
 	if ms != "all" {
-		memberCond += " AND m.status = ?"
-		args = append(args, ms)
+		memberIn += " AND m.status = ?"
+		memberArgs = append(memberArgs, ms)
 	}
-	w.add("(i.visibility IN ('public', 'community') OR i.owner = ? OR ("+memberCond+")))", args...)
+	memberIn += ")"
+	switch imaged.Visibility(q.Visibility) {
+	case imaged.VisibilityPublic, imaged.VisibilityCommunity:
+		// Everyone sees these.
+	case imaged.VisibilityPrivate:
+		w.add("i.owner = ?", p)
+	case imaged.VisibilityShared:
+		// Owned or shared with p, as one id set built from two small
+		// index ranges: with "owner = ? OR id IN (...)" the planner walked
+		// every shared image of the catalog and tested each.
+		memberSel := strings.TrimPrefix(memberIn, "i.id IN (") // keeps its ")"
+		w.add("i.id IN (SELECT o.id FROM images o WHERE o.owner = ? AND o.deleted_at IS NULL UNION ALL "+memberSel,
+			append([]any{p}, memberArgs...)...)
+	default:
+		w.add("(i.visibility IN ('public', 'community') OR i.owner = ? OR (i.visibility = 'shared' AND "+memberIn+"))",
+			append([]any{p}, memberArgs...)...)
+	}
 	return nil
 }
 
-// keyset adds the predicate "strictly after the marker in sort order", with
-// NULL as the smallest value: OR over i of (keys before i equal AND key i
-// after). A redundant bound on the first key lets the index seek instead of
-// walking from the start.
-func keyset(w *where, sortKeys []imaged.SortKey, m *imaged.Image) {
-	vals := make([]any, len(sortKeys))
-	for i, k := range sortKeys {
-		vals[i] = sortCols[k.Key].value(m)
-	}
-	var ors []string
-	var args []any
+// cond is one SQL condition with its arguments.
+type cond struct {
+	sql  string
+	args []any
+}
+
+// keysetAlts returns the alternatives of "strictly after the marker in
+// sort order", NULL being the smallest value: alternative i says "keys
+// before i equal the marker's, key i after it". first, if not empty,
+// replaces key 0's own "after" test.
+func keysetAlts(sortKeys []imaged.SortKey, vals []any, first string, firstArgs []any) []cond {
+	var alts []cond
 	var eqs []string
 	var eqArgs []any
 	for i, k := range sortKeys {
 		col := "i." + k.Key
 		v := vals[i]
-		nullable := sortCols[k.Key].nullable
 		var after string
 		var afterArgs []any
 		switch {
+		case i == 0 && first != "":
+			after, afterArgs = first, firstArgs
 		case k.Dir == imaged.Asc && v == nil:
 			after = col + " IS NOT NULL"
 		case k.Dir == imaged.Asc:
 			after, afterArgs = col+" > ?", []any{v}
 		case v == nil: // desc after NULL: nothing is smaller than NULL
-		case nullable:
+		case sortCols[k.Key].nullable:
 			after, afterArgs = "("+col+" < ? OR "+col+" IS NULL)", []any{v}
 		default:
 			after, afterArgs = col+" < ?", []any{v}
 		}
 		if after != "" {
-			ors = append(ors, "("+strings.Join(append(append([]string(nil), eqs...), after), " AND ")+")")
-			args = append(append(args, eqArgs...), afterArgs...)
+			alts = append(alts, cond{
+				"(" + strings.Join(append(append([]string(nil), eqs...), after), " AND ") + ")",
+				append(append([]any(nil), eqArgs...), afterArgs...),
+			})
 		}
 		if v == nil {
 			eqs = append(eqs, col+" IS NULL")
@@ -180,26 +212,151 @@ func keyset(w *where, sortKeys []imaged.SortKey, m *imaged.Image) {
 			eqArgs = append(eqArgs, v)
 		}
 	}
-	if len(ors) == 0 {
+	return alts
+}
+
+// addOr adds the disjunction of alts (false when there are none).
+func (w *where) addOr(alts []cond) {
+	if len(alts) == 0 {
 		w.add("1 = 0")
 		return
 	}
+	var sqls []string
+	var args []any
+	for _, a := range alts {
+		sqls = append(sqls, a.sql)
+		args = append(args, a.args...)
+	}
+	w.add("("+strings.Join(sqls, " OR ")+")", args...)
+}
+
+// keyset turns base into the branches that together select the rows
+// after marker m, each an index range: one branch, with a redundant bound
+// on the first key so that the index seeks instead of walking from the
+// start; or, when the first key is nullable and the rows after the marker
+// are both NULL and non-NULL on it, two branches (non-NULL part and NULL
+// part, in sort order), since "key < ? OR key IS NULL" cannot seek.
+func keyset(base *where, sortKeys []imaged.SortKey, m *imaged.Image) []*where {
+	vals := make([]any, len(sortKeys))
+	for i, k := range sortKeys {
+		vals[i] = sortCols[k.Key].value(m)
+	}
 	k0, v0 := sortKeys[0], vals[0]
 	col0 := "i." + k0.Key
+	nullable0 := sortCols[k0.Key].nullable
+	branch := func() *where {
+		return &where{conds: append([]string(nil), base.conds...), args: append([]any(nil), base.args...)}
+	}
 	switch {
-	case k0.Dir == imaged.Asc && v0 != nil:
+	case k0.Dir == imaged.Desc && v0 != nil && nullable0:
+		nonNull, nulls := branch(), branch()
+		nonNull.add(col0+" <= ?", v0)
+		nonNull.addOr(keysetAlts(sortKeys, vals, col0+" < ?", []any{v0}))
+		nulls.add(col0 + " IS NULL")
+		return []*where{nonNull, nulls}
+	case k0.Dir == imaged.Asc && v0 == nil:
+		nulls, nonNull := branch(), branch()
+		nulls.add(col0 + " IS NULL")
+		nulls.addOr(keysetAlts(sortKeys, vals, "1 = 0", nil))
+		nonNull.add(col0 + " IS NOT NULL")
+		return []*where{nulls, nonNull}
+	}
+	w := branch()
+	switch {
+	case k0.Dir == imaged.Asc:
 		w.add(col0+" >= ?", v0)
-	case k0.Dir == imaged.Desc && v0 == nil:
+	case v0 == nil:
 		w.add(col0 + " IS NULL")
-	case k0.Dir == imaged.Desc && !sortCols[k0.Key].nullable:
+	default:
 		w.add(col0+" <= ?", v0)
 	}
-	w.add("("+strings.Join(ors, " OR ")+")", args...)
+	w.addOr(keysetAlts(sortKeys, vals, "", nil))
+	return []*where{w}
+}
+
+// denseTag is the number of images matching the tag filters from which a
+// listing walks the sort index and probes each image's tags, instead of
+// reading all the matching images' ids and sorting those images.
+const denseTag = 2000
+
+// tagConds adds the tag filters. SQLite's planner has no per-value
+// statistics, so it cannot tell a rare tag (read its few images, sort
+// them) from a common one (walk the sort order and keep the tagged images:
+// 20 hits come after about 20·N/count rows). Counts capped at denseTag
+// (index-only reads of at most denseTag entries) tell them apart. When the
+// tags together match fewer than denseTag images, one subquery driven by
+// the rarest tag (probing the others on image_tags, so that images rows
+// are read only for real matches) yields the ids; otherwise each tag is an
+// EXISTS probe on the walk. PostgreSQL keeps per-value statistics and gets
+// one semi-join per tag.
+func (s *Store) tagConds(ctx context.Context, w *where, tags []string) error {
+	tags = uniqueSorted(tags)
+	if len(tags) == 0 {
+		return nil
+	}
+	if s.d.name == Postgres {
+		for _, t := range tags {
+			w.add("i.id IN (SELECT t.image_id FROM image_tags t WHERE t.value = ?)", t)
+		}
+		return nil
+	}
+	count := func(query string, args ...any) (int, error) {
+		n := denseTag
+		err := s.stmts.query(ctx, query, append(args, denseTag), func(rows *sql.Rows) error {
+			if rows.Next() {
+				return rows.Scan(&n)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return 0, fmt.Errorf("sqlstore: count tag: %w", err)
+		}
+		return n, nil
+	}
+	driver, least := 0, denseTag+1
+	for i, t := range tags {
+		n, err := count(`SELECT count(*) FROM (SELECT 1 FROM image_tags WHERE value = ? LIMIT ?)`, t, denseTag)
+		if err != nil {
+			return err
+		}
+		if n < least {
+			driver, least = i, n
+		}
+	}
+	// The others, probed per tagged image of the driving tag.
+	var others strings.Builder
+	var otherArgs []any
+	for i, t := range tags {
+		if i != driver {
+			others.WriteString(" AND EXISTS (SELECT 1 FROM image_tags t2 WHERE t2.image_id = t.image_id AND t2.value = ?)")
+			otherArgs = append(otherArgs, t)
+		}
+	}
+	sel := "SELECT t.image_id FROM image_tags t WHERE t.value = ?" + others.String()
+	selArgs := append([]any{tags[driver]}, otherArgs...)
+	sparse := least < denseTag
+	if !sparse && len(tags) > 1 {
+		n, err := count("SELECT count(*) FROM ("+sel+" LIMIT ?)", selArgs...)
+		if err != nil {
+			return err
+		}
+		sparse = n < denseTag
+	}
+	if sparse {
+		w.add("i.id IN ("+sel+")", selArgs...)
+		return nil
+	}
+	for _, t := range tags {
+		w.add("EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.value = ?)", t)
+	}
+	return nil
 }
 
 // listSQL builds the listing query for q (exported to tests through
 // export_test.go so that EXPLAIN can look at exactly what ListImages runs).
-func (s *Store) listSQL(q *imaged.ImageQuery) (string, []any, error) {
+// The page is one read of images: each row carries its tags and properties
+// as JSON, so there is no per-row subquery or follow-up query.
+func (s *Store) listSQL(ctx context.Context, q *imaged.ImageQuery) (string, []any, error) {
 	if q.Limit <= 0 {
 		return "", nil, imaged.Errorf(imaged.EINVALID, "limit must be positive")
 	}
@@ -207,9 +364,13 @@ func (s *Store) listSQL(q *imaged.ImageQuery) (string, []any, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// os_hidden is always filtered by equality (false unless asked), so
+	// as a sort key it is constant: ordering by it would only make the
+	// walk of images_os_hidden skip the other value's rows first.
+	sortKeys = slices.DeleteFunc(sortKeys, func(k imaged.SortKey) bool { return k.Key == "os_hidden" })
 	w := &where{}
 	w.add("i.deleted_at IS NULL")
-	if err := scopeConds(w, q); err != nil {
+	if err := scopeConds(w, q, sortKeys); err != nil {
 		return "", nil, err
 	}
 	w.in("i.id", q.IDs)
@@ -224,7 +385,7 @@ func (s *Store) listSQL(q *imaged.ImageQuery) (string, []any, error) {
 	if q.OSHidden != nil {
 		w.add("i.os_hidden = ?", *q.OSHidden)
 	} else {
-		w.add("i.os_hidden = ?", false)
+		w.add(s.d.notHidden)
 	}
 	if q.SizeMin != nil {
 		w.add("i.size >= ?", *q.SizeMin)
@@ -232,8 +393,26 @@ func (s *Store) listSQL(q *imaged.ImageQuery) (string, []any, error) {
 	if q.SizeMax != nil {
 		w.add("i.size <= ?", *q.SizeMax)
 	}
-	for _, t := range uniqueSorted(q.Tags) {
-		w.add("i.id IN (SELECT t.image_id FROM image_tags t WHERE t.value = ?)", t)
+	if q.Checksum != "" {
+		w.add("i.checksum = ?", q.Checksum)
+	}
+	if q.OSHashValue != "" {
+		w.add("i.os_hash_value = ?", q.OSHashValue)
+	}
+	if q.OSHashAlgo != "" {
+		w.add("i.os_hash_algo = ?", q.OSHashAlgo)
+	}
+	if q.MinDisk != nil {
+		w.add("i.min_disk = ?", *q.MinDisk)
+	}
+	if q.MinRAM != nil {
+		w.add("i.min_ram = ?", *q.MinRAM)
+	}
+	if q.VirtualSize != nil {
+		w.add("i.virtual_size = ?", *q.VirtualSize)
+	}
+	if err := s.tagConds(ctx, w, q.Tags); err != nil {
+		return "", nil, err
 	}
 	if len(q.Properties) > 0 {
 		names := make([]string, 0, len(q.Properties))
@@ -259,67 +438,73 @@ func (s *Store) listSQL(q *imaged.ImageQuery) (string, []any, error) {
 		}
 		w.add("i.updated_at "+op+" ?", micros(f.Value))
 	}
+	branches := []*where{w}
 	if q.After != nil {
-		keyset(w, sortKeys, q.After)
+		branches = keyset(w, sortKeys, q.After)
 	}
 
-	var order strings.Builder
+	var order, outer strings.Builder
 	for i, k := range sortKeys {
 		if i > 0 {
 			order.WriteString(", ")
+			outer.WriteString(", ")
 		}
 		s.d.orderTerm(&order, "i."+k.Key, k.Dir == imaged.Desc)
+		s.d.orderTerm(&outer, k.Key, k.Dir == imaged.Desc)
 	}
-	// The inner query picks the page through the indexes; the outer one
-	// adds each page row's tags and properties with correlated subqueries,
-	// so children are read for the page only, in the same round trip and
-	// the same snapshot (instead of one or two follow-up queries).
 	var b strings.Builder
-	b.WriteString("SELECT ")
-	b.WriteString(pageCols)
-	b.WriteString(", ")
-	b.WriteString(onPage(s.d.tagsAgg))
-	b.WriteString(", ")
-	b.WriteString(onPage(s.d.propsAgg))
-	b.WriteString(" FROM (SELECT ")
-	b.WriteString(imageCols)
-	b.WriteString(" FROM images i WHERE ")
-	b.WriteString(strings.Join(w.conds, " AND "))
+	var args []any
+	page := func(w *where) {
+		b.WriteString("SELECT ")
+		b.WriteString(imageCols)
+		b.WriteString(" FROM images i WHERE ")
+		b.WriteString(strings.Join(w.conds, " AND "))
+		b.WriteString(" ORDER BY ")
+		b.WriteString(order.String())
+		// The limit is part of the text, not a parameter: PostgreSQL's
+		// generic plans would otherwise not know that a page is small.
+		fmt.Fprintf(&b, " LIMIT %d", q.Limit)
+		args = append(args, w.args...)
+	}
+	if len(branches) == 1 {
+		page(branches[0])
+		return s.d.rebind(b.String()), args, nil
+	}
+	// Each branch is an ordered index range with its own limit; the
+	// union of the two pages is at most 2·limit rows to sort.
+	for i, br := range branches {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT * FROM (")
+		page(br)
+		fmt.Fprintf(&b, ") b%d", i)
+	}
 	b.WriteString(" ORDER BY ")
-	b.WriteString(order.String())
-	fmt.Fprintf(&b, " LIMIT %d) pg ORDER BY ", q.Limit)
-	b.WriteString(onPage(order.String()))
-	return s.d.rebind(b.String()), w.args, nil
+	b.WriteString(outer.String())
+	fmt.Fprintf(&b, " LIMIT %d", q.Limit)
+	return s.d.rebind(b.String()), args, nil
 }
-
-// pageCols are imageCols read from the derived table "pg" (the page).
-var pageCols = onPage(imageCols)
-
-// onPage rewrites references to the images alias "i." to the page alias
-// "pg.". Only column prefixes contain "i." in these snippets.
-func onPage(sql string) string { return strings.ReplaceAll(sql, "i.", "pg.") }
 
 // ListImages returns at most q.Limit live images matching q in q.Sort order,
 // starting after q.After.
 func (s *Store) ListImages(ctx context.Context, q imaged.ImageQuery) ([]*imaged.Image, error) {
-	query, args, err := s.listSQL(&q)
+	query, args, err := s.listSQL(ctx, &q)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list images: %w", err)
-	}
-	defer rows.Close()
 	out := make([]*imaged.Image, 0, min(q.Limit, 64))
-	for rows.Next() {
-		img, err := scanImage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list images: %w", err)
+	err = s.stmts.query(ctx, query, args, func(rows *sql.Rows) error {
+		for rows.Next() {
+			img, err := scanImage(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, img)
 		}
-		out = append(out, img)
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("sqlstore: list images: %w", err)
 	}
 	return out, nil

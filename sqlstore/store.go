@@ -54,8 +54,12 @@ type Store struct {
 	r     *sql.DB // reads
 	clock imaged.Clock
 
-	getStmt *sql.Stmt // GetImage, prepared once on the read pool
+	getStmt *sql.Stmt  // GetImage, prepared once on the read pool
+	stmts   *stmtCache // listing statements on the read pool
 }
+
+// maxListStmts bounds the listing statements kept prepared per Store.
+const maxListStmts = 256
 
 var _ imaged.ImageStore = (*Store)(nil)
 
@@ -112,10 +116,15 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.optimize(ctx, true); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.getStmt, err = s.r.PrepareContext(ctx, s.d.rebind(s.d.getSQL(false))); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 	}
+	s.stmts = newStmtCache(s.r, maxListStmts)
 	return s, nil
 }
 
@@ -161,6 +170,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the pools.
 func (s *Store) Close() error {
 	var errs []error
+	if s.stmts != nil {
+		errs = append(errs, s.stmts.close())
+	}
+	if s.w != nil && s.d.name == SQLite {
+		// SQLite's advice: let PRAGMA optimize refresh statistics
+		// that have gone stale before closing.
+		errs = append(errs, s.optimize(context.Background(), false))
+	}
 	if s.getStmt != nil {
 		errs = append(errs, s.getStmt.Close())
 	}
@@ -171,4 +188,42 @@ func (s *Store) Close() error {
 		errs = append(errs, s.w.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// optimize keeps the planner's statistics useful. At open it runs SQLite's
+// PRAGMA optimize=0x10002 (analyse every table that needs it, with
+// SQLite's built-in row limit, so it stays fast on a large catalog; only
+// once the catalog is larger than the one migration 0002 describes) or
+// PostgreSQL's ANALYZE of the tables whose statistics are missing; at
+// close, SQLite's plain PRAGMA optimize. The listing queries are written to
+// plan well without statistics too (see the EXPLAIN tests); statistics let
+// the planner pick the more selective of two filters.
+func (s *Store) optimize(ctx context.Context, atOpen bool) error {
+	var err error
+	switch s.d.name {
+	case SQLite:
+		// Migration 0002 wrote statistics for a catalog of 10,000
+		// images; optimize would replace them with those of a nearly
+		// empty table (and then the planner guesses again), so leave
+		// small catalogs alone. max(rowid) is an O(log n) size estimate.
+		var rows int64
+		if err = s.w.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM images`).Scan(&rows); err != nil || rows < 10000 {
+			break
+		}
+		if atOpen {
+			_, err = s.w.ExecContext(ctx, `PRAGMA optimize=0x10002`)
+		} else {
+			_, err = s.w.ExecContext(ctx, `PRAGMA optimize`)
+		}
+	default:
+		var stale bool
+		err = s.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_user_tables WHERE relname = 'images' AND schemaname = current_schema() AND last_analyze IS NULL AND last_autoanalyze IS NULL)`).Scan(&stale)
+		if err == nil && stale {
+			_, err = s.w.ExecContext(ctx, `ANALYZE images, image_tags, image_properties, image_members`)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: optimize: %w", err)
+	}
+	return nil
 }

@@ -57,6 +57,11 @@ func randomImage(r *rand.Rand, id string) *imaged.Image {
 	if r.IntN(3) == 0 {
 		img.Properties["hw"] = pick(r, []string{"q35", "pc"})
 	}
+	if r.IntN(2) == 0 {
+		img.Checksum = pick(r, []string{"c1", "c2"})
+		img.OSHashAlgo = pick(r, []string{"sha512", "sha256"})
+		img.OSHashValue = pick(r, []string{"h1", "h2", "h3"})
+	}
 	return img
 }
 
@@ -191,6 +196,16 @@ func testListModel(t *testing.T, s imaged.ImageStore) {
 		{UpdatedAt: []imaged.TimeFilter{{Op: imaged.OpLte, Value: mid.Add(time.Microsecond)}}},
 		{UpdatedAt: []imaged.TimeFilter{{Op: imaged.OpEq, Value: mid.Add(time.Microsecond)}}},
 		{Statuses: []string{"active"}, Tags: []string{"t3"}, Properties: map[string]string{"os_distro": "ubuntu"}, OSHidden: ptr(false)},
+		{Checksum: "c1"},
+		{OSHashValue: "h2"},
+		{OSHashAlgo: "sha512"},
+		{OSHashAlgo: "sha256", OSHashValue: "h3", Checksum: "c2"},
+		{MinDisk: ptr(int64(1))},
+		{MinRAM: ptr(int64(512))},
+		{MinRAM: ptr(int64(0)), MinDisk: ptr(int64(2))},
+		{VirtualSize: ptr(int64(5000))},
+		{VirtualSize: ptr(int64(0))},
+		{VirtualSize: ptr(int64(7))},
 	}
 	for _, f := range filters {
 		for _, sc := range []imaged.Scope{{Admin: true}, {ProjectID: "p1"}} {
@@ -205,6 +220,9 @@ func testListModel(t *testing.T, s imaged.ImageStore) {
 	for _, key := range imaged.SortableKeys {
 		for _, dir := range []imaged.SortDir{imaged.Asc, imaged.Desc} {
 			checkQuery(t, s, w, imaged.ImageQuery{Scope: imaged.Scope{Admin: true}, Visibility: "all", Sort: withDefaultSort(imaged.SortKey{Key: key, Dir: dir}), Limit: 1000})
+			// The default visibility, for an admin and for an anonymous scope.
+			checkQuery(t, s, w, imaged.ImageQuery{Scope: imaged.Scope{Admin: true}, Sort: withDefaultSort(imaged.SortKey{Key: key, Dir: dir}), Limit: 1000})
+			checkQuery(t, s, w, imaged.ImageQuery{Sort: withDefaultSort(imaged.SortKey{Key: key, Dir: dir}), Limit: 1000})
 			checkQuery(t, s, w, imaged.ImageQuery{Scope: imaged.Scope{ProjectID: "p2"}, Sort: withDefaultSort(imaged.SortKey{Key: key, Dir: dir}, imaged.SortKey{Key: "name", Dir: imaged.Asc}), Limit: 1000})
 		}
 	}
@@ -363,9 +381,13 @@ func walk(t *testing.T, s imaged.ImageStore, q imaged.ImageQuery, between func()
 func testPagination(t *testing.T, s imaged.ImageStore) {
 	w, _ := populate(t, s, 90)
 	for _, sortKeys := range pageSorts {
-		for _, sc := range []imaged.Scope{{Admin: true}, {ProjectID: "p3"}} {
+		for _, sc := range []imaged.Scope{{Admin: true}, {ProjectID: "p3"}, {}} {
 			for _, limit := range []int{1, 4, 13} {
-				q := imaged.ImageQuery{Scope: sc, Visibility: "all", Sort: sortKeys, Limit: limit}
+				vis := "all"
+				if sc.ProjectID == "" && !sc.Admin {
+					vis = "" // default visibility, anonymous
+				}
+				q := imaged.ImageQuery{Scope: sc, Visibility: vis, Sort: sortKeys, Limit: limit}
 				// Each page is exactly what the model expects after the marker...
 				got := walk(t, s, q, nil)
 				// ...and the pages together are the whole listing.

@@ -108,6 +108,12 @@ func (w *world) matches(img *imaged.Image, q *imaged.ImageQuery) bool {
 		q.OSHidden != nil && img.OSHidden != *q.OSHidden,
 		q.SizeMin != nil && (img.Size == nil || *img.Size < *q.SizeMin),
 		q.SizeMax != nil && (img.Size == nil || *img.Size > *q.SizeMax),
+		q.Checksum != "" && img.Checksum != q.Checksum,
+		q.OSHashValue != "" && img.OSHashValue != q.OSHashValue,
+		q.OSHashAlgo != "" && img.OSHashAlgo != q.OSHashAlgo,
+		q.MinDisk != nil && img.MinDisk != *q.MinDisk,
+		q.MinRAM != nil && img.MinRAM != *q.MinRAM,
+		q.VirtualSize != nil && (img.VirtualSize == nil || *img.VirtualSize != *q.VirtualSize),
 		!timeOK(img.CreatedAt.UnixMicro(), q.CreatedAt),
 		!timeOK(img.UpdatedAt.UnixMicro(), q.UpdatedAt):
 		return false
