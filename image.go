@@ -107,6 +107,12 @@ type Image struct {
 	Tags            []string    // sorted, unique
 	Properties      map[string]string
 	Locations       []Location
+	// Lease, when set, says a process is moving bytes for this image
+	// (an upload while status is saving; later an import). The holder
+	// renews Expires while it works; an image whose lease expired was
+	// abandoned (the process crashed or hung) and any process may recover
+	// it. It is internal: APIs never render it.
+	Lease *Lease
 	// Version counts committed updates. Stores increment it on every update;
 	// it is informational (stores serialise updates themselves).
 	Version int64
@@ -135,6 +141,10 @@ func (img *Image) Clone() *Image {
 		t := *img.DeletedAt
 		c.DeletedAt = &t
 	}
+	if img.Lease != nil {
+		l := *img.Lease
+		c.Lease = &l
+	}
 	c.Tags = append([]string(nil), img.Tags...)
 	if img.Properties != nil {
 		c.Properties = make(map[string]string, len(img.Properties))
@@ -155,6 +165,13 @@ func (img *Image) Clone() *Image {
 		}
 	}
 	return &c
+}
+
+// Lease is a time-limited claim on an image's bytes by one process.
+type Lease struct {
+	ID      string    // unique per claim (an upload id); also names the blob being written
+	Holder  string    // which process holds it (host:pid), for operators
+	Expires time.Time // UTC, microseconds; renewed while the work goes on
 }
 
 // MemberStatus is the answer of a member project to a shared image.
@@ -260,8 +277,11 @@ type ImageQuery struct {
 	VirtualSize     *int64            // virtual_size == value (NULL never matches)
 	Tags            []string          // every tag must be present (AND)
 	Properties      map[string]string // additional property == value (AND)
-	CreatedAt       []TimeFilter      // all must hold
-	UpdatedAt       []TimeFilter      // all must hold
+	// LeaseExpiredBefore, when set, selects only images whose lease
+	// expired before that time (recovery of abandoned uploads).
+	LeaseExpiredBefore *time.Time
+	CreatedAt          []TimeFilter // all must hold
+	UpdatedAt          []TimeFilter // all must hold
 	// Sort is the full order. Callers append created_at desc and id desc
 	// (or id in the last direction) so that the order is total; stores
 	// may assume the last key is "id".

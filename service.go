@@ -1,6 +1,9 @@
 package imaged
 
-import "context"
+import (
+	"context"
+	"io"
+)
 
 // PatchOp is one operation of a JSON-Patch update of an image, as Glance's
 // two patch media types express it. Path is a JSON pointer ("/name",
@@ -44,6 +47,22 @@ type ImageService interface {
 	DeactivateImage(ctx context.Context, id string) error
 	ReactivateImage(ctx context.Context, id string) error
 
+	// UploadImage stores an image's bytes (PUT /v2/images/{id}/file):
+	// the image must be queued (ECONFLICT otherwise); it is saving while
+	// the bytes stream through hashing (MD5 checksum and os_hash_value in
+	// one pass) and format inspection into the blob store, then active.
+	// size is the declared length (-1 if unknown, e.g. chunked); a body
+	// shorter or longer than it is EINVALID; a body over the size cap is
+	// ETOOLARGE as soon as that is known. Any failure (including the
+	// client going away) leaves the image queued, with no bytes kept,
+	// so that a retry works.
+	UploadImage(ctx context.Context, id string, body io.Reader, size int64) (*Image, error)
+	// DownloadImage checks that the caller may read an image's bytes and
+	// returns its data handle. An image without data has a nil
+	// ImageData.Open (HTTP 204). A deactivated image is EFORBIDDEN
+	// except for admins.
+	DownloadImage(ctx context.Context, id string) (*ImageData, error)
+
 	// ListMembers, GetMember, AddMember, UpdateMember and DeleteMember
 	// manage the projects an image is shared with.
 	ListMembers(ctx context.Context, imageID string) ([]*Member, error)
@@ -51,4 +70,12 @@ type ImageService interface {
 	AddMember(ctx context.Context, imageID, memberID string) (*Member, error)
 	UpdateMember(ctx context.Context, imageID, memberID string, status MemberStatus) (*Member, error)
 	DeleteMember(ctx context.Context, imageID, memberID string) error
+}
+
+// ImageData is a readable image's bytes.
+type ImageData struct {
+	Image *Image // Size, Checksum and the hashes describe the bytes
+	// Open reads length bytes from offset (length < 0: to the end);
+	// nil when the image has no data. ERANGE if offset >= size.
+	Open func(ctx context.Context, offset, length int64) (io.ReadCloser, error)
 }
