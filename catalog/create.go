@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -283,6 +284,10 @@ func setBase(img *imaged.Image, k string, v any) error {
 		n := asInt64(v)
 		if n < 0 {
 			return errNegative(k, n)
+		}
+		// Glance's columns are 32-bit integers; it refuses larger values.
+		if n > math.MaxInt32 {
+			return imaged.Errorf(imaged.EINVALID, "'%s' value out of range, must not exceed %d.", k, math.MaxInt32)
 		}
 		if k == "min_disk" {
 			img.MinDisk = n

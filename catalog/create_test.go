@@ -128,3 +128,21 @@ func TestCreateDuplicateID(t *testing.T) {
 	_, err = e.svc.CreateImage(as(owner), map[string]any{"id": img.ID})
 	wantErr(t, err, imaged.ECONFLICT, "Image ID "+img.ID+" already exists!")
 }
+
+func TestCreateIntegerRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "legacy")
+	for _, tt := range []struct {
+		attrs map[string]any
+		code  string
+		msg   string
+	}{
+		{map[string]any{"min_disk": float64(2147483647)}, "", ""},
+		{map[string]any{"min_disk": float64(2147483648)}, imaged.EINVALID, "'min_disk' value out of range, must not exceed 2147483647."},
+		{map[string]any{"min_ram": 1e30}, imaged.EINVALID, "'min_ram' value out of range, must not exceed 2147483647."},
+		{map[string]any{"min_ram": float64(9223372036854775807)}, imaged.EINVALID, "'min_ram' value out of range, must not exceed 2147483647."},
+	} {
+		_, err := e.svc.CreateImage(as(owner), tt.attrs)
+		wantErr(t, err, tt.code, tt.msg)
+	}
+}

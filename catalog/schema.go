@@ -210,7 +210,8 @@ func jsonType(v any, t string) bool {
 func asInt64(v any) int64 {
 	switch n := v.(type) {
 	case float64:
-		if n > math.MaxInt64 || n < math.MinInt64 {
+		// float64(math.MaxInt64) is 2^63, which no int64 holds.
+		if n >= math.MaxInt64 || n < math.MinInt64 {
 			if n > 0 {
 				return math.MaxInt64
 			}
