@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func planQueries(marker *imaged.Image) map[string]imaged.ImageQuery {
 		"keyset name asc":      {Scope: admin, After: marker, Sort: []imaged.SortKey{{Key: "name", Dir: imaged.Asc}, {Key: "created_at", Dir: imaged.Asc}, {Key: "id", Dir: imaged.Asc}}},
 		"keyset size desc":     {Scope: admin, After: marker, Sort: []imaged.SortKey{{Key: "size", Dir: imaged.Desc}, {Key: "created_at", Dir: imaged.Desc}, {Key: "id", Dir: imaged.Desc}}},
 		"keyset status filter": {Scope: admin, After: marker, Statuses: []string{"active"}},
+		"lease expired":        {Scope: admin, LeaseExpiredBefore: &t0},
 	}
 	for _, k := range imaged.SortableKeys {
 		for _, d := range []imaged.SortDir{imaged.Asc, imaged.Desc} {
@@ -258,4 +260,106 @@ func TestPlansKeysetNullableSQLite(t *testing.T) {
 			t.Errorf("%s: want two searches of %s in a UNION ALL:\n%s", tc.name, tc.index, text)
 		}
 	}
+}
+
+// Recovery's lookup of expired leases must read only the few leased rows
+// (the partial index images_lease_expires), never walk the catalog, with or
+// without statistics.
+func TestPlanLeaseExpired(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := genBase.Add(time.Hour)
+	// As recovery asks: every visibility (the default leaves out community
+	// images), and hidden images in a second query like this one.
+	q := imaged.ImageQuery{Scope: imaged.Scope{Admin: true}, Visibility: "all", LeaseExpiredBefore: &now, Limit: 100,
+		Sort: []imaged.SortKey{{Key: "created_at", Dir: imaged.Desc}, {Key: "id", Dir: imaged.Desc}}}
+	for _, tc := range []struct {
+		name    string
+		open    func(*testing.T) *sqlstore.Store
+		analyze bool
+	}{
+		{"sqlite", openSQLite, false},
+		{"sqlite analyzed", openSQLite, true},
+		{"postgres", openPostgres, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.open(t)
+			defer s.Close()
+			imgs, _ := genImages(5, 0, 3000)
+			for i, img := range imgs[:30] {
+				img.Status = imaged.StatusSaving
+				img.Lease = &imaged.Lease{ID: fmt.Sprint("lease-", i), Holder: "h:1", Expires: genBase.Add(time.Duration(i) * time.Minute)}
+			}
+			if err := s.BulkInsert(ctx, imgs); err != nil {
+				t.Fatal(err)
+			}
+			for _, img := range imgs[:30] {
+				l := img.Lease
+				if _, err := s.UpdateImage(ctx, img.ID, func(i *imaged.Image) error { i.Lease = l; return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.analyze {
+				if err := s.Analyze(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.ListImages(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0
+			for _, img := range imgs[:30] {
+				if !img.OSHidden && img.DeletedAt == nil {
+					want++
+				}
+			}
+			if len(got) != want {
+				t.Errorf("listed %d expired leases, want %d", len(got), want)
+			}
+			var text string
+			if s.Dialect() == sqlstore.SQLite {
+				text = strings.Join(sqlitePlan(t, s, q), "\n")
+			} else {
+				text = postgresPlan(t, s, q)
+			}
+			if !strings.Contains(text, "images_lease_expires") {
+				t.Errorf("want a read of images_lease_expires:\n%s", text)
+			}
+		})
+	}
+}
+
+// postgresPlan returns EXPLAIN's text for q, with sequential scans
+// discouraged so that the plan shows whether an index can serve q.
+func postgresPlan(t *testing.T, s *sqlstore.Store, q imaged.ImageQuery) string {
+	t.Helper()
+	ctx := context.Background()
+	query, args, err := s.ListSQL(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.QueryContext(ctx, "EXPLAIN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	return strings.Join(plan, "\n")
 }

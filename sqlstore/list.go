@@ -411,6 +411,12 @@ func (s *Store) listSQL(ctx context.Context, q *imaged.ImageQuery) (string, []an
 	if q.VirtualSize != nil {
 		w.add("i.virtual_size = ?", *q.VirtualSize)
 	}
+	if q.LeaseExpiredBefore != nil {
+		// The IS NOT NULL term matches the partial index images_lease_expires
+		// word for word, so both planners may use it.
+		w.add("i.lease_expires IS NOT NULL")
+		w.add("i.lease_expires < ?", micros(*q.LeaseExpiredBefore))
+	}
 	if err := s.tagConds(ctx, w, q.Tags); err != nil {
 		return "", nil, err
 	}

@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) imaged.ImageStore) {
 		{"PaginationWithInserts", testPaginationInserts},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ConcurrentCreate", testConcurrentCreate},
+		{"Lease", testLease},
+		{"LeaseExpired", testLeaseExpired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
