@@ -9,6 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
 
 	"github.com/imaged/imaged"
 )
@@ -38,6 +42,32 @@ type Config struct {
 	// RBAC picks the error wording and the few checks that differ between
 	// Glance's legacy and secure modes; RBACAuto asks the policy.
 	RBAC string
+	// ImageSizeCap is Glance's image_size_cap: the largest image an
+	// upload may store, in bytes (0 = the default, 1 TiB).
+	ImageSizeCap int64
+	// UploadLease is how long an upload's claim on an image lasts
+	// without renewal (0 = the default, 60s). The uploader renews it
+	// every UploadLease/3; a process that finds it expired may recover
+	// the image, so it bounds how long a crashed upload blocks retries.
+	UploadLease time.Duration
+	// Holder names this process in the leases it takes ("" = host:pid).
+	Holder string
+}
+
+// Defaults of the upload options.
+const (
+	DefaultImageSizeCap = 1 << 40 // Glance's image_size_cap: 1 TiB
+	DefaultUploadLease  = 60 * time.Second
+)
+
+// defaultHolder is host:pid, which tells operators which process holds a
+// lease.
+func defaultHolder() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
 }
 
 // DefaultConfig returns Glance 25.1's defaults.
@@ -50,6 +80,8 @@ func DefaultConfig() Config {
 		APILimitMax:        1000,
 		DiskFormats:        append([]string(nil), defaultDiskFormats...),
 		ContainerFormats:   append([]string(nil), defaultContainerFormats...),
+		ImageSizeCap:       DefaultImageSizeCap,
+		UploadLease:        DefaultUploadLease,
 	}
 }
 
@@ -62,6 +94,8 @@ type Service struct {
 	clock  imaged.Clock
 	secure bool
 	schema *schema
+	blobs  imaged.BlobStore // nil: uploads and downloads are unavailable
+	log    *slog.Logger
 }
 
 var _ imaged.ImageService = (*Service)(nil)
@@ -81,6 +115,15 @@ func New(store imaged.ImageStore, pol imaged.Policy, cfg Config) *Service {
 	if cfg.ContainerFormats == nil {
 		cfg.ContainerFormats = def.ContainerFormats
 	}
+	if cfg.ImageSizeCap <= 0 {
+		cfg.ImageSizeCap = def.ImageSizeCap
+	}
+	if cfg.UploadLease <= 0 {
+		cfg.UploadLease = def.UploadLease
+	}
+	if cfg.Holder == "" {
+		cfg.Holder = defaultHolder()
+	}
 	secure := false
 	switch cfg.RBAC {
 	case RBACSecure:
@@ -92,14 +135,32 @@ func New(store imaged.ImageStore, pol imaged.Policy, cfg Config) *Service {
 		}
 	}
 	return &Service{
-		store:  store,
+		store:  textGuard{store},
 		pol:    pol,
 		cfg:    cfg,
 		clock:  imaged.SystemClock{},
 		secure: secure,
 		schema: newSchema(cfg.DiskFormats, cfg.ContainerFormats),
+		log:    slog.Default(),
 	}
 }
+
+// WithBlobStore returns a copy of s that keeps image bytes in b.
+func (s *Service) WithBlobStore(b imaged.BlobStore) *Service {
+	cp := *s
+	cp.blobs = b
+	return &cp
+}
+
+// WithLogger returns a copy of s that logs (failed uploads, recovery) to l.
+func (s *Service) WithLogger(l *slog.Logger) *Service {
+	cp := *s
+	cp.log = l
+	return &cp
+}
+
+// Config returns the service's configuration, defaults filled in.
+func (s *Service) Config() Config { return s.cfg }
 
 // WithClock returns a copy of s that reads the time from c.
 func (s *Service) WithClock(c imaged.Clock) *Service {

@@ -19,7 +19,7 @@ func (s *Service) DeleteImage(ctx context.Context, imageID string) error {
 	}
 	// The checks run on the image inside the store's transaction, so a
 	// concurrent "protected: true" cannot slip past them.
-	_, err = s.store.DeleteImage(ctx, imageID, func(img *imaged.Image) error {
+	old, err := s.store.DeleteImage(ctx, imageID, func(img *imaged.Image) error {
 		if err := s.enforce(id, imaged.ActionDeleteImage, img, msgNotOwner); err != nil {
 			return err
 		}
@@ -37,6 +37,7 @@ func (s *Service) DeleteImage(ctx context.Context, imageID string) error {
 		}
 		return fmt.Errorf("catalog: delete image %s: %w", imageID, err)
 	}
+	s.deleteData(ctx, old)
 	return nil
 }
 

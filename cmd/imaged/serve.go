@@ -19,6 +19,7 @@ import (
 
 	"github.com/imaged/imaged"
 	"github.com/imaged/imaged/auth"
+	blobfs "github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
 	"github.com/imaged/imaged/policy"
@@ -42,6 +43,11 @@ type serveConfig struct {
 	TagQuota      int
 	MemberQuota   int
 	LimitMax      int
+	// Image data: the blob store's directory, Glance's image_size_cap
+	// and the upload lease (also the period of the recovery sweep).
+	StoreDir     string
+	ImageSizeCap int64
+	UploadLease  time.Duration
 }
 
 // parseServeFlags reads flags, falling back to IMAGED_* environment
@@ -82,6 +88,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	intFlag(fs, &c.TagQuota, "image-tag-quota", "IMAGE_TAG_QUOTA", defaults.ImageTagQuota, "most tags an image may have; -1 = unlimited")
 	intFlag(fs, &c.MemberQuota, "image-member-quota", "IMAGE_MEMBER_QUOTA", defaults.ImageMemberQuota, "most members an image may have; -1 = unlimited")
 	intFlag(fs, &c.LimitMax, "api-limit-max", "API_LIMIT_MAX", defaults.APILimitMax, "largest page a listing returns")
+	fs.StringVar(&c.StoreDir, "store-dir", env("STORE_DIR", ""), "directory for image data (default: images in the data dir) (IMAGED_STORE_DIR)")
+	sizeCap := env("IMAGE_SIZE_CAP", strconv.FormatInt(defaults.ImageSizeCap, 10))
+	fs.StringVar(&sizeCap, "image-size-cap", sizeCap, "largest image an upload may store, in bytes (IMAGED_IMAGE_SIZE_CAP)")
+	lease := env("UPLOAD_LEASE", defaults.UploadLease.String())
+	fs.StringVar(&lease, "upload-lease", lease, "how long an upload's claim on an image lasts unrenewed; abandoned uploads are recovered after it, and the recovery sweep runs this often (IMAGED_UPLOAD_LEASE)")
 	shutdown := env("SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish at shutdown (IMAGED_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
@@ -101,6 +112,12 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	var err error
 	if c.ShutdownIn, err = time.ParseDuration(shutdown); err != nil || c.ShutdownIn < 0 {
 		return nil, fmt.Errorf("invalid --shutdown-timeout %q: want a duration such as 30s", shutdown)
+	}
+	if c.ImageSizeCap, err = strconv.ParseInt(sizeCap, 10, 64); err != nil || c.ImageSizeCap < 1 {
+		return nil, fmt.Errorf("invalid --image-size-cap %q: want a positive number of bytes", sizeCap)
+	}
+	if c.UploadLease, err = time.ParseDuration(lease); err != nil || c.UploadLease < 10*time.Millisecond {
+		return nil, fmt.Errorf("invalid --upload-lease %q: want a duration of at least 10ms, such as 60s", lease)
 	}
 	switch c.Auth {
 	case "none":
@@ -125,6 +142,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if c.Database == "" {
 		c.Database = filepath.Join(c.DataDir, "imaged.db")
+	}
+	if c.StoreDir == "" {
+		c.StoreDir = filepath.Join(c.DataDir, "images")
 	}
 	return &c, nil
 }
@@ -215,7 +235,39 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	ccfg := catalog.DefaultConfig()
 	ccfg.ImagePropertyQuota, ccfg.ImageTagQuota, ccfg.ImageMemberQuota = c.PropertyQuota, c.TagQuota, c.MemberQuota
 	ccfg.APILimitMax = c.LimitMax
-	images := catalog.New(store, pol, ccfg)
+	ccfg.ImageSizeCap, ccfg.UploadLease = c.ImageSizeCap, c.UploadLease
+	// Unbuffered: the catalog already writes in large chunks, and each
+	// chunk reaching the file keeps a slow upload's file young for
+	// PurgeUploads.
+	blobs, err := blobfs.New(c.StoreDir, blobfs.WithBufferSize(0))
+	if err != nil {
+		return fmt.Errorf("cannot open image store %s: %w", c.StoreDir, err)
+	}
+	images := catalog.New(store, pol, ccfg).WithBlobStore(blobs).WithLogger(log)
+	// Recover what a previous run left behind before serving, so that
+	// its abandoned images are uploadable again; then keep sweeping (other
+	// processes sharing the database may crash too).
+	maintain(ctx, images, blobs, c.UploadLease, log)
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() {
+		defer close(maintained)
+		t := time.NewTicker(c.UploadLease)
+		defer t.Stop()
+		for {
+			select {
+			case <-mctx.Done():
+				return
+			case <-t.C:
+				maintain(mctx, images, blobs, c.UploadLease, log)
+			}
+		}
+	}()
+	// Runs before the database closes (defers run last-in first-out).
+	defer func() {
+		stopMaintenance()
+		<-maintained
+	}()
 	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log, MaxLimit: c.LimitMax})
 	srv := &http.Server{
 		Handler:           handler,
@@ -245,7 +297,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	}
 
 	url := "http://" + ln.Addr().String()
-	log.Info("imaged listening", "url", url, "database", redactDSN(c.Database), "auth", c.Auth, "policy", c.Policy)
+	log.Info("imaged listening", "url", url, "database", redactDSN(c.Database), "store", c.StoreDir, "auth", c.Auth, "policy", c.Policy)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -263,6 +315,37 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// maintain runs one round of data housekeeping: abandoned uploads back to
+// queued, stale uncommitted writes purged, orphaned blobs deleted. Failures
+// are logged; the next round tries again.
+func maintain(ctx context.Context, images *catalog.Service, blobs imaged.BlobStore, ttl time.Duration, log *slog.Logger) {
+	if n, err := images.RecoverAbandoned(ctx); err != nil {
+		if ctx.Err() == nil {
+			log.Error("recovering abandoned uploads", "err", err)
+		}
+	} else if n > 0 {
+		log.Info("recovered abandoned uploads", "images", n)
+	}
+	// An uncommitted write's age is the time since its last write reached
+	// the file; a live upload writes at least every third of a lease (the
+	// catalog hands on slow bodies' chunks that often, and the store is
+	// unbuffered), so only dead ones are this old.
+	if n, err := blobs.PurgeUploads(ctx, ttl); err != nil {
+		if ctx.Err() == nil {
+			log.Error("purging stale uploads", "err", err)
+		}
+	} else if n > 0 {
+		log.Info("purged stale uncommitted uploads", "files", n)
+	}
+	if n, err := images.SweepOrphans(ctx); err != nil {
+		if ctx.Err() == nil {
+			log.Error("sweeping orphaned image data", "err", err)
+		}
+	} else if n > 0 {
+		log.Info("deleted orphaned image data", "blobs", n)
+	}
 }
 
 // prepareDataDir creates the data directory and checks that it is usable,

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	iofs "io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +16,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imaged/imaged"
+	blobfs "github.com/imaged/imaged/blob/fs"
+	"github.com/imaged/imaged/sqlstore"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -55,6 +61,22 @@ func TestParseServeFlags(t *testing.T) {
 			want: func(c *serveConfig) bool { return c.TagQuota == 5 }},
 		{name: "bad limit max", args: []string{"--api-limit-max", "0"}, wantErr: "invalid --api-limit-max"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantErr: "invalid --log-level"},
+		{name: "data defaults", args: []string{"--data-dir", "/d"}, want: func(c *serveConfig) bool {
+			return c.StoreDir == filepath.Join("/d", "images") && c.ImageSizeCap == 1<<40 && c.UploadLease == 60*time.Second
+		}},
+		{name: "data flags", args: []string{"--store-dir", "/s", "--image-size-cap", "1048576", "--upload-lease", "2s"}, want: func(c *serveConfig) bool {
+			return c.StoreDir == "/s" && c.ImageSizeCap == 1<<20 && c.UploadLease == 2*time.Second
+		}},
+		{name: "data env", env: map[string]string{"IMAGED_STORE_DIR": "/e", "IMAGED_IMAGE_SIZE_CAP": "5", "IMAGED_UPLOAD_LEASE": "1m"}, want: func(c *serveConfig) bool {
+			return c.StoreDir == "/e" && c.ImageSizeCap == 5 && c.UploadLease == time.Minute
+		}},
+		{name: "data flag beats env", args: []string{"--upload-lease", "3s"}, env: map[string]string{"IMAGED_UPLOAD_LEASE": "1m"},
+			want: func(c *serveConfig) bool { return c.UploadLease == 3*time.Second }},
+		{name: "bad size cap", args: []string{"--image-size-cap", "1GB"}, wantErr: `invalid --image-size-cap "1GB"`},
+		{name: "zero size cap", args: []string{"--image-size-cap", "0"}, wantErr: "invalid --image-size-cap"},
+		{name: "bad size cap env", env: map[string]string{"IMAGED_IMAGE_SIZE_CAP": "-1"}, wantErr: "invalid --image-size-cap"},
+		{name: "bad upload lease", args: []string{"--upload-lease", "60"}, wantErr: `invalid --upload-lease "60"`},
+		{name: "tiny upload lease", args: []string{"--upload-lease", "1ns"}, wantErr: "invalid --upload-lease"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,4 +257,105 @@ func TestServeTokensNeverLogged(t *testing.T) {
 			t.Fatalf("a token appears in the log: %s", sc.Text())
 		}
 	}
+}
+
+// A previous run that crashed mid-upload left an image saving under an
+// expired lease, its partial bytes and an orphaned blob: serve recovers
+// them all before it answers, and keeps sweeping afterwards.
+func TestServeRecoversAbandonedUploads(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, filepath.Join(dir, "imaged.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobfs.New(filepath.Join(dir, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	newImage := func(id string, lease *imaged.Lease) {
+		status := imaged.StatusQueued
+		if lease != nil {
+			status = imaged.StatusSaving
+		}
+		img := &imaged.Image{ID: id, Status: status, Visibility: imaged.VisibilityShared, Owner: "admin",
+			DiskFormat: "raw", ContainerFormat: "bare", CreatedAt: past, UpdatedAt: past, Lease: lease}
+		if err := store.CreateImage(ctx, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(key string) {
+		w, err := blobs.Create(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("partial"))
+		if _, err := w.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const crashed, later = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+	newImage(crashed, &imaged.Lease{ID: "l1", Holder: "gone:1", Expires: past})
+	put("images/" + crashed + "/l1")
+	put("images/33333333-3333-4333-8333-333333333333/x") // no such image: an orphan
+	store.Close()
+	// The blobs are as old as the crash (older than the sweep's grace).
+	old := past.Add(-time.Hour)
+	if err := filepath.WalkDir(filepath.Join(dir, "images"), func(p string, d iofs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			err = os.Chtimes(p, old, old)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	url, stop, logs := startServe(t, "--data-dir", dir, "--upload-lease", "200ms")
+	img := getImage(t, url, crashed)
+	if img["status"] != "queued" {
+		t.Fatalf("crashed upload's image is %v at start-up, want queued", img["status"])
+	}
+	var left []string
+	blobs.List(ctx, "", func(b imaged.BlobInfo) error { left = append(left, b.Key); return nil })
+	if len(left) != 0 {
+		t.Fatalf("blobs left after start-up: %v; log: %s", left, logs.String())
+	}
+
+	// A second crash while serving (another process sharing the
+	// database): the periodic sweep recovers it within a few leases.
+	store, err = sqlstore.Open(ctx, filepath.Join(dir, "imaged.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newImage(later, &imaged.Lease{ID: "l2", Holder: "gone:2", Expires: time.Now().UTC().Truncate(time.Microsecond)})
+	store.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for getImage(t, url, later)["status"] != "queued" {
+		if time.Now().After(deadline) {
+			t.Fatalf("periodic recovery did not run; log: %s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if !strings.Contains(logs.String(), "recovered abandoned uploads") {
+		t.Errorf("no recovery log line: %s", logs.String())
+	}
+}
+
+func getImage(t *testing.T, url, id string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(url + "/v2/images/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("GET image %s: status %d: %v", id, resp.StatusCode, err)
+	}
+	return m
 }

@@ -1,0 +1,132 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/imaged/imaged"
+)
+
+// recoverPage is how many abandoned images one listing of RecoverAbandoned
+// reads.
+const recoverPage = 100
+
+// RecoverAbandoned puts back to queued every image whose upload lease has
+// expired (its uploader crashed, hung or lost the database) and deletes the
+// bytes that upload was writing, so that the image can be uploaded again.
+// Each image is recovered in one conditional update (still the same expired
+// lease), so several processes may run it at once: each image is recovered
+// once. It returns how many images it recovered.
+func (s *Service) RecoverAbandoned(ctx context.Context) (int, error) {
+	now := s.clock.Now()
+	recovered := 0
+	for _, hidden := range []bool{false, true} {
+		q := imaged.ImageQuery{
+			Scope:              imaged.Scope{Admin: true},
+			Visibility:         "all",
+			MemberStatus:       "all",
+			OSHidden:           &hidden,
+			LeaseExpiredBefore: &now,
+			Sort:               []imaged.SortKey{{Key: "created_at", Dir: imaged.Asc}, {Key: "id", Dir: imaged.Asc}},
+			Limit:              recoverPage,
+		}
+		for {
+			page, err := s.store.ListImages(ctx, q)
+			if err != nil {
+				return recovered, fmt.Errorf("catalog: list abandoned uploads: %w", err)
+			}
+			for _, img := range page {
+				ok, err := s.recoverOne(ctx, img, now)
+				if err != nil {
+					return recovered, err
+				}
+				if ok {
+					recovered++
+				}
+			}
+			if len(page) < q.Limit {
+				break
+			}
+			q.After = page[len(page)-1]
+		}
+	}
+	return recovered, nil
+}
+
+// recoverOne recovers img if it still holds the expired lease it was listed
+// with.
+func (s *Service) recoverOne(ctx context.Context, img *imaged.Image, now time.Time) (bool, error) {
+	lease := *img.Lease
+	t := s.clock.Now()
+	_, err := s.store.UpdateImage(ctx, img.ID, func(cur *imaged.Image) error {
+		if cur.Lease == nil || cur.Lease.ID != lease.ID || !cur.Lease.Expires.Before(now) {
+			return errLostLease(img.ID) // renewed, finished or recovered meanwhile
+		}
+		if cur.Status == imaged.StatusSaving {
+			cur.Status = imaged.StatusQueued
+		}
+		cur.Lease = nil
+		cur.UpdatedAt = t
+		return nil
+	})
+	switch imaged.ErrorCode(err) {
+	case "":
+	case imaged.ENOTFOUND, imaged.ECONFLICT:
+		return false, nil
+	default:
+		return false, fmt.Errorf("catalog: recover image %s: %w", img.ID, err)
+	}
+	s.log.Warn("recovered an abandoned upload: image back to queued", "image", img.ID, "lease", lease.ID,
+		"holder", lease.Holder, "expired", lease.Expires)
+	if s.blobs != nil {
+		key := blobKey(img.ID, lease.ID)
+		if err := s.blobs.Delete(ctx, key); err != nil {
+			s.log.Warn("deleting the bytes of an abandoned upload; the orphan sweep will retry", "image", img.ID, "key", key, "err", err)
+		}
+	}
+	return true, nil
+}
+
+// SweepOrphans deletes blobs under images/ that nothing refers to: their
+// image is gone, or the key is neither the image's current data nor the
+// upload its live lease is writing. Blobs younger than the lease TTL are
+// left alone: an upload commits its blob just before the update that
+// records it. It returns how many blobs it deleted.
+func (s *Service) SweepOrphans(ctx context.Context) (int, error) {
+	if s.blobs == nil {
+		return 0, nil
+	}
+	cutoff := s.clock.Now().Add(-s.cfg.UploadLease)
+	var candidates []string
+	err := s.blobs.List(ctx, blobPrefix, func(b imaged.BlobInfo) error {
+		if b.ModTime.Before(cutoff) {
+			candidates = append(candidates, b.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("catalog: list blobs: %w", err)
+	}
+	deleted := 0
+	for _, key := range candidates {
+		imageID, leaseID, ok := parseBlobKey(key)
+		if !ok {
+			continue // not ours to judge
+		}
+		img, err := s.store.GetImage(ctx, imageID)
+		switch {
+		case imaged.ErrorCode(err) == imaged.ENOTFOUND:
+		case err != nil:
+			return deleted, fmt.Errorf("catalog: sweep %s: %w", key, err)
+		case dataKey(img) == key, img.Lease != nil && img.Lease.ID == leaseID:
+			continue
+		}
+		if err := s.blobs.Delete(ctx, key); err != nil {
+			return deleted, fmt.Errorf("catalog: sweep %s: %w", key, err)
+		}
+		s.log.Info("deleted an orphaned blob", "key", key)
+		deleted++
+	}
+	return deleted, nil
+}
