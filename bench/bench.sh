@@ -15,13 +15,17 @@
 #   BENCH_THREADS    wrk threads (2)
 #   BENCH_IMAGES     images to create in each server (1000)
 #   BENCH_TARGETS    which servers: "imaged glance", "imaged" or "glance"
-#   BENCH_ENDPOINTS  which wrk endpoints: any of "list show filter"
+#   BENCH_ENDPOINTS  which wrk endpoints: any of "list show filter" ("" = none)
+#   BENCH_DATA_MIB   size of the image-data benchmark: PUT and GET of this many MiB
+#                    of random data through /v2/images/{id}/file (1024; 0 = skip)
+#   BENCH_SINK_PORT  port of the loopback reference sink (9496)
 #   BENCH_IMAGED_PORT (9495)  BENCH_GLANCE_PORT (9492)
 #   BENCH_GLANCE_WORKERS  glance-api workers (1; the README of the peer explains why)
 #   BENCH_IMAGED_ARGS     extra flags for `imaged serve` (e.g. "--log-level warn")
 #   IMAGED_BIN       use this imaged binary instead of building one
 #   GLANCE_PEER_DIR  the peer's scripts (default: ../shared/peers/glance next to the repo)
-# With the defaults a run takes about 5 minutes (3 endpoints x 2 conns x 15 s x 2 servers).
+# With the defaults a run takes about 6 minutes (3 endpoints x 2 conns x 15 s x 2 servers,
+# plus about a minute for the data benchmark; Glance's PUT is the slow part).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${BENCH_DURATION:-15}
@@ -29,7 +33,9 @@ CONNS=${BENCH_CONNS:-"2 16"}
 THREADS=${BENCH_THREADS:-2}
 NIMG=${BENCH_IMAGES:-1000}
 TARGETS=${BENCH_TARGETS:-"imaged glance"}
-ENDPOINTS=${BENCH_ENDPOINTS:-"list show filter"}
+ENDPOINTS=${BENCH_ENDPOINTS-"list show filter"}
+DATA_MIB=${BENCH_DATA_MIB:-1024}
+SINK_PORT=${BENCH_SINK_PORT:-9496}
 IPORT=${BENCH_IMAGED_PORT:-9495}
 GPORT=${BENCH_GLANCE_PORT:-9492}
 PEER_DIR=${GLANCE_PEER_DIR:-$ROOT/../shared/peers/glance}
@@ -39,7 +45,7 @@ AUTH_H="X-Auth-Token: $TOKEN"
 TCK=$(getconf CLK_TCK)
 mkdir -p "$OUT"
 
-for t in wrk curl jq go awk; do command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }; done
+for t in wrk curl jq go awk sha512sum; do command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }; done
 
 note() { echo "$*" | tee -a "$OUT/notes.txt" >&2; }
 
@@ -67,11 +73,13 @@ if want imaged; then
 fi
 
 # --- start and stop ----------------------------------------------------------
-IMAGED_PID="" GLANCE_STARTED="" SAMPLER_PID=""
+IMAGED_PID="" GLANCE_STARTED="" SAMPLER_PID="" SINK_PID="" DATA_TMP=""
 GLANCE_ENV=(GLANCE_PEER_PORT="$GPORT" GLANCE_PEER_DATA="$OUT/glance-data" GLANCE_PEER_WORKERS="${BENCH_GLANCE_WORKERS:-1}"
             GLANCE_PEER_AUTH=fakeauth GLANCE_PEER_RBAC=legacy)
 cleanup() {
   [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
+  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
+  [ -n "$DATA_TMP" ] && rm -rf "$DATA_TMP"
   if [ -n "$IMAGED_PID" ]; then
     kill -TERM "$IMAGED_PID" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$IMAGED_PID" 2>/dev/null || break; sleep 0.1; done
@@ -160,8 +168,8 @@ for s in "${ORDER[@]}"; do
 done
 
 # --- 2. reads with wrk ----------------------------------------------------------
-# Glance has no active image without an upload and imaged has no upload yet, so
-# the filter asks for queued images: both answer it from the same 1000 rows.
+# The created images have no data (neither server gets uploads here), so the
+# filter asks for queued images: both answer it from the same 1000 rows.
 path_of() { # $1 endpoint $2 server
   case $1 in
     list) echo "/v2/images?limit=20" ;;
@@ -212,10 +220,62 @@ for e in $ENDPOINTS; do
   done
 done
 for s in "${ORDER[@]}"; do R[$s,rss]=$(awk -v k="$(hwm_kib "$s")" 'BEGIN{printf "%.1f", k/1024}'); done
+
+# --- 3. image data: PUT and GET of DATA_MIB MiB ----------------------------------
+# One random file, uploaded with curl -T (Content-Length known, no Expect
+# round trip) and downloaded to /dev/null; a second, untimed download goes
+# through sha512sum and must match the file and the image's os_hash_value.
+# Reference limits from the same run: openssl md5 and sha512 (an upload
+# hashes both), and curl over loopback to a Go sink that does nothing.
+if [ "$DATA_MIB" -gt 0 ]; then
+  DATA_TMP=$(mktemp -d)
+  SRC=$DATA_TMP/data.bin
+  head -c $((DATA_MIB << 20)) /dev/urandom >"$SRC"
+  SRC_SHA=$(sha512sum "$SRC" | awk '{print $1}')
+  ossl() { # $1 digest -> MB/s over 16 KiB blocks
+    command -v openssl >/dev/null || { echo "-"; return; }
+    openssl speed -evp "$1" -seconds 2 -bytes 16384 2>/dev/null | awk -v d="$1" '$1==d {v=$NF; sub(/k$/,"",v); printf "%.0f", v*1000/1e6}'
+  }
+  R[ref,md5]=$(ossl md5); R[ref,sha512]=$(ossl sha512)
+  (cd "$ROOT" && go build -o "$OUT/sink" ./bench/sink)
+  "$OUT/sink" -addr "127.0.0.1:$SINK_PORT" >"$OUT/sink.log" 2>&1 & SINK_PID=$!
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$SINK_PORT/0" && break; sleep 0.1; done
+  up=$(curl -s -o /dev/null -H 'Expect:' -T "$SRC" -w '%{speed_upload}' "http://127.0.0.1:$SINK_PORT/put")
+  down=$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$SINK_PORT/$((DATA_MIB << 20))")
+  R[ref,put]=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}'); R[ref,get]=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
+  kill "$SINK_PID" 2>/dev/null || true; SINK_PID=""
+  echo "reference: openssl md5 ${R[ref,md5]} MB/s, sha512 ${R[ref,sha512]} MB/s; curl loopback sink PUT ${R[ref,put]} MB/s, GET ${R[ref,get]} MB/s" >&2
+  for s in "${ORDER[@]}"; do
+    id=$(curl -s -H "$AUTH_H" -H 'Content-Type: application/json' -X POST "${URL[$s]}/v2/images" \
+      -d '{"name":"bench-data","disk_format":"raw","container_format":"bare"}' | jq -r .id)
+    c0=$(cputicks "$s")
+    read -r code up < <(curl -s -o "$OUT/put-$s.txt" -H "$AUTH_H" -H 'Expect:' -H 'Content-Type: application/octet-stream' \
+      -T "$SRC" -w '%{http_code} %{speed_upload}\n' "${URL[$s]}/v2/images/$id/file")
+    c1=$(cputicks "$s")
+    meta=$(curl -s -H "$AUTH_H" "${URL[$s]}/v2/images/$id")
+    read -r gcode down < <(curl -s -o /dev/null -H "$AUTH_H" -w '%{http_code} %{speed_download}\n' "${URL[$s]}/v2/images/$id/file")
+    c2=$(cputicks "$s")
+    got=$(curl -s -H "$AUTH_H" "${URL[$s]}/v2/images/$id/file" | sha512sum | awk '{print $1}')
+    R[$s,put]=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}')
+    R[$s,get]=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
+    R[$s,put_cpu]=$(awk -v d=$((c1-c0)) -v t="$TCK" 'BEGIN{printf "%.2f", d/t}')
+    R[$s,get_cpu]=$(awk -v d=$((c2-c1)) -v t="$TCK" 'BEGIN{printf "%.2f", d/t}')
+    R[$s,rss_data]=$(awk -v k="$(hwm_kib "$s")" 'BEGIN{printf "%.1f", k/1024}')
+    [ "$code" = 204 ] || note "NOTE: $s: PUT of $DATA_MIB MiB answered HTTP $code: $(head -c 300 "$OUT/put-$s.txt")"
+    [ "$gcode" = 200 ] || note "NOTE: $s: GET of the image data answered HTTP $gcode"
+    [ "$(jq -r .os_hash_value <<<"$meta")" = "$SRC_SHA" ] || note "NOTE: $s: os_hash_value differs from the sha512 of the uploaded file"
+    [ "$got" = "$SRC_SHA" ] || note "NOTE: $s: the downloaded bytes' sha512 differs from the uploaded file's"
+    [ "$(jq -r .status <<<"$meta")" = active ] || note "NOTE: $s: image status after the upload: $(jq -r .status <<<"$meta")"
+    R[$s,data_check]="HTTP $code/$gcode, $(jq -r .status <<<"$meta"), sha512 $([ "$got" = "$SRC_SHA" ] && [ "$(jq -r .os_hash_value <<<"$meta")" = "$SRC_SHA" ] && echo ok || echo MISMATCH)"
+    echo "$s: PUT ${R[$s,put]} MB/s (${R[$s,put_cpu]} s CPU), GET ${R[$s,get]} MB/s (${R[$s,get_cpu]} s CPU), ${R[$s,data_check]}, peak RSS ${R[$s,rss_data]} MiB" >&2
+    curl -s -o /dev/null -H "$AUTH_H" -X DELETE "${URL[$s]}/v2/images/$id" # frees the GiB on disk
+  done
+  rm -rf "$DATA_TMP"; DATA_TMP=""
+fi
 kill "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
 LOADS=$(awk '{print $2}' "$OUT/loadavg.txt" | sort -n | awk '{a[NR]=$1} END{ if (NR) printf "1-min load average during the run: min %s, median %s, max %s (%d samples; includes the benchmark itself)", a[1], a[int((NR+1)/2)], a[NR], NR}')
 
-# --- 3. table -------------------------------------------------------------------
+# --- 4. table -------------------------------------------------------------------
 # Ratio is always imaged/Glance: above 1 is better for throughput, below 1 for
 # latency, CPU and memory. The target column checks the goals of docs/benchmarks.md.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b+0==0) print "-"; else { r=a/b; printf (r>=10 ? "%.0fx" : (r>=0.1 ? "%.2fx" : "%.4fx")), r } }'; }
@@ -262,12 +322,23 @@ row() { # $1 label $2 key $3 check-kind $4 unit
     done
   done
   row "peak RSS (VmHWM, MiB; Glance: all processes)" rss rss
+  if [ "$DATA_MIB" -gt 0 ]; then
+    row "PUT $DATA_MIB MiB /v2/images/{id}/file: MB/s" put ""
+    row "… server CPU s" put_cpu ""
+    row "GET $DATA_MIB MiB /v2/images/{id}/file: MB/s" get ""
+    row "… server CPU s" get_cpu ""
+    row "peak RSS after the data transfers (VmHWM, MiB)" rss_data ""
+  fi
   echo
   for e in $ENDPOINTS; do
     echo -n "- $(label_of "$e"):"; for s in "${ORDER[@]}"; do echo -n " $s ${R[$s,$e,sample]};"; done; echo
   done
   echo "- $LOADS."
-  echo "- The filter asks for status=queued: Glance has no active image without an upload, and imaged does not take uploads yet."
+  if [ "$DATA_MIB" -gt 0 ]; then
+    echo -n "- data check:"; for s in "${ORDER[@]}"; do echo -n " $s ${R[$s,data_check]};"; done; echo
+    echo "- reference limits, same run: openssl speed -evp md5 ${R[ref,md5]} MB/s, sha512 ${R[ref,sha512]} MB/s (16 KiB blocks); curl over loopback to a Go sink (bench/sink): PUT ${R[ref,put]} MB/s, GET ${R[ref,get]} MB/s ($DATA_MIB MiB)."
+  fi
+  [[ " $ENDPOINTS " == *" filter "* ]] && echo "- The filter asks for status=queued: the created images have no data in either server."
   [ -s "$OUT/notes.txt" ] && sed 's/^/- /' "$OUT/notes.txt"
   echo "- raw output: ${OUT#"$ROOT"/}/"
 } | tee "$OUT/table.md"

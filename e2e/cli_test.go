@@ -102,8 +102,8 @@ func TestOpenStackCLI(t *testing.T) {
 		}
 		return out
 	}
-	// openstack image create always uploads data (501 until image bytes
-	// land), so the image is made through the API.
+	// The image is made through the API so that this test covers the
+	// metadata commands alone (TestCLIImageData covers create --file).
 	img, err := images.Create(context.Background(), s.client(t, tokAlice), images.CreateOpts{
 		Name: "osc-img", DiskFormat: "raw", ContainerFormat: "bare", Properties: map[string]string{"os_distro": "debian"},
 	}).Extract()

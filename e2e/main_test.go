@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,9 +84,31 @@ func TestMain(m *testing.M) {
 // server is one running imaged process.
 type server struct {
 	URL  string
-	Dir  string
+	Dir  string // holds tokens.yaml and data/ (the --data-dir)
 	cmd  *exec.Cmd
-	logs *strings.Builder
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
+	logs *syncLog
+}
+
+// syncLog collects a server's log lines; the reader goroutine writes while
+// tests read.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(line)
+	l.b.WriteByte('\n')
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var listenRE = regexp.MustCompile(`url=(http://[0-9.:]+)`)
@@ -94,7 +117,13 @@ var listenRE = regexp.MustCompile(`url=(http://[0-9.:]+)`)
 // stops it (SIGTERM, then a wait) when the test ends.
 func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	dir := t.TempDir()
+	return startServerIn(t, t.TempDir(), extra...)
+}
+
+// startServerIn starts imaged on dir (tokens.yaml and data/ in it), so that
+// a test can start a second process on the data of a first one.
+func startServerIn(t *testing.T, dir string, extra ...string) *server {
+	t.Helper()
 	tokens := filepath.Join(dir, "tokens.yaml")
 	if err := os.WriteFile(tokens, []byte(tokensYAML), 0o600); err != nil {
 		t.Fatal(err)
@@ -109,13 +138,14 @@ func startServer(t *testing.T, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{Dir: dir, cmd: cmd, logs: &strings.Builder{}}
+	s := &server{Dir: dir, cmd: cmd, done: make(chan struct{}), logs: &syncLog{}}
 	urlc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			line := sc.Text()
+			s.logs.add(line)
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
 				case urlc <- m[1]:
@@ -123,6 +153,8 @@ func startServer(t *testing.T, extra ...string) *server {
 				}
 			}
 		}
+		s.err = cmd.Wait()
+		close(s.done)
 	}()
 	select {
 	case s.URL = <-urlc:
@@ -131,13 +163,16 @@ func startServer(t *testing.T, extra ...string) *server {
 		t.Fatal("imaged did not start in 30 s")
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("imaged exited with %v", err)
+		case <-s.done:
+			return // killed by the test
+		default:
+		}
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-s.done:
+			if s.err != nil {
+				t.Errorf("imaged exited with %v", s.err)
 			}
 		case <-time.After(30 * time.Second):
 			cmd.Process.Kill()
@@ -145,6 +180,20 @@ func startServer(t *testing.T, extra ...string) *server {
 		}
 	})
 	return s
+}
+
+// kill ends the process with SIGKILL (a crash: no cleanup of any kind)
+// and waits until it is gone.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("imaged did not die in 30 s after SIGKILL")
+	}
 }
 
 // client returns a gophercloud image v2 client for the given token.

@@ -117,9 +117,10 @@ func (a *api) routes() {
 		}))
 	}
 
-	// Image data, import, tasks and metadefs come with a later milestone.
+	a.handle("/v2/images/{id}/file", get(a.downloadImage), put(a.uploadImage))
+
+	// Import, tasks and metadefs come with a later milestone.
 	ni := a.notImplemented
-	a.handle("/v2/images/{id}/file", get(ni), put(ni))
 	a.handle("/v2/images/{id}/stage", put(ni))
 	a.handle("/v2/images/{id}/import", post(ni))
 	a.handle("/v2/images/{id}/tasks", get(ni))
@@ -140,7 +141,7 @@ func (a *api) routes() {
 
 func (a *api) notImplemented(w http.ResponseWriter, r *http.Request) {
 	a.writeError(w, r, imaged.Errorf(imaged.ENOTIMPLEMENTED,
-		"Not Implemented: %s %s is not available yet (image data, import, tasks and metadefs come in a later release).",
+		"Not Implemented: %s %s is not available yet (import, tasks and metadefs come in a later release).",
 		r.Method, r.URL.Path))
 }
 
@@ -165,6 +166,24 @@ func (sw *statusWriter) Write(b []byte) (int, error) {
 	}
 	n, err := sw.ResponseWriter.Write(b)
 	sw.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom hands a download's file to net/http's response writer, which
+// sends it with sendfile(2) when the response has a Content-Length; without
+// it io.Copy would move every byte through a user-space buffer.
+func (sw *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := sw.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(sw.ResponseWriter, src)
+	}
+	sw.bytes += n
 	return n, err
 }
 

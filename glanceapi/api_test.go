@@ -17,6 +17,7 @@ import (
 
 	"github.com/imaged/imaged"
 	"github.com/imaged/imaged/auth"
+	"github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
 	"github.com/imaged/imaged/policy"
@@ -85,7 +86,14 @@ func newEnvWith(t *testing.T, wrap func(imaged.ImageService) imaged.ImageService
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	var svc imaged.ImageService = catalog.New(store, policy.Legacy(), catalog.DefaultConfig())
+	blobs, err := fs.New(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	var svc imaged.ImageService = catalog.New(store, policy.Legacy(), catalog.DefaultConfig()).
+		WithBlobStore(blobs).WithLogger(logger)
 	if wrap != nil {
 		svc = wrap(svc)
 	}
@@ -97,11 +105,10 @@ func newEnvWith(t *testing.T, wrap func(imaged.ImageService) imaged.ImageService
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
 	h := glanceapi.New(glanceapi.Config{
 		Images:  svc,
 		Auth:    tf,
-		Logger:  slog.New(slog.NewJSONHandler(logs, nil)),
+		Logger:  logger,
 		AuthURI: "http://127.0.0.1:5000/v3",
 	})
 	srv := httptest.NewServer(h)
@@ -239,7 +246,8 @@ func TestAuthAndV2Root(t *testing.T) {
 		{"bad token", "/v2/images", "nope", 401},
 		{"no token on /v2", "/v2", "", 401},
 		{"no token on unknown v2 path", "/v2/foo", "", 401},
-		{"no token on not implemented", "/v2/images/x/file", "", 401},
+		{"no token on image data", "/v2/images/x/file", "", 401},
+		{"no token on not implemented", "/v2/tasks", "", 401},
 		{"good token", "/v2/images", alice, 200},
 		{"versioned path", "/v2.1/images", alice, 200},
 		{"v2 root", "/v2/", alice, 404},
@@ -337,6 +345,7 @@ func TestMethodNotAllowed(t *testing.T) {
 		{"GET", "/v2/images/" + id + "/actions/deactivate", "POST"},
 		{"PUT", "/v2/schemas/image", "GET"},
 		{"POST", "/v2/images/" + id + "/file", "GET, PUT"},
+		{"HEAD", "/v2/images/" + id + "/file", "GET, PUT"}, // as Glance: no HEAD on image data
 		{"GET", "/v2/images/" + id + "/stage", "PUT"},
 	} {
 		r := e.do(t, req{method: tc.method, path: tc.path, token: alice, header: jsonAccept})
@@ -363,8 +372,6 @@ func TestNotImplemented(t *testing.T) {
 	e := newEnv(t)
 	id := "11111111-2222-3333-4444-555555555555"
 	for _, tc := range []struct{ method, path string }{
-		{"GET", "/v2/images/" + id + "/file"},
-		{"PUT", "/v2/images/" + id + "/file"},
 		{"PUT", "/v2/images/" + id + "/stage"},
 		{"POST", "/v2/images/" + id + "/import"},
 		{"GET", "/v2/images/" + id + "/tasks"},

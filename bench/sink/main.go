@@ -1,0 +1,52 @@
+// Command sink is the loopback reference of bench.sh's data benchmark: the
+// least an HTTP server can do with a body. PUT reads and discards it (204);
+// GET /N sends N bytes from one reused buffer with a Content-Length (200).
+// Uploads and downloads through imaged are compared with it.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9496", "listen address (loopback)")
+	flag.Parse()
+	buf := make([]byte, 256<<10)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPut, http.MethodPost:
+			n, err := io.CopyBuffer(io.Discard, r.Body, buf[:cap(buf)])
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("X-Bytes", strconv.FormatInt(n, 10))
+			w.WriteHeader(http.StatusNoContent)
+		case http.MethodGet:
+			n, err := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/"), 10, 64)
+			if err != nil || n < 0 {
+				http.Error(w, "GET /<bytes>", http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+			for n > 0 {
+				m, err := w.Write(buf[:min(n, int64(len(buf)))])
+				if err != nil {
+					return
+				}
+				n -= int64(m)
+			}
+		default:
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		}
+	})
+	fmt.Println("sink listening on", *addr)
+	log.Fatal(http.ListenAndServe(*addr, h))
+}
