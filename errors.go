@@ -8,17 +8,18 @@ import (
 // Error codes. Each outer surface maps them to its own protocol in one place
 // (for HTTP: glanceapi's error renderer).
 const (
-	EINVALID        = "invalid"         // malformed or semantically bad input (HTTP 400)
-	EUNAUTHORIZED   = "unauthorized"    // no or bad credentials (401)
-	EFORBIDDEN      = "forbidden"       // authenticated but not allowed (403)
-	ENOTFOUND       = "not_found"       // no such thing, or not visible to the caller (404)
-	ECONFLICT       = "conflict"        // state or uniqueness conflict (409)
-	ETOOLARGE       = "too_large"       // a quota or size limit was exceeded (413)
-	EUNSUPPORTED    = "unsupported"     // unsupported media type (415)
-	ERANGE          = "range"           // unsatisfiable range (416)
-	ENOTIMPLEMENTED = "not_implemented" // a known endpoint that is not built yet (501)
-	EUNAVAILABLE    = "unavailable"     // a dependency is down (503)
-	EINTERNAL       = "internal"        // a bug or an unexpected failure (500)
+	EINVALID        = "invalid"             // malformed or semantically bad input (HTTP 400)
+	EUNAUTHORIZED   = "unauthorized"        // no or bad credentials (401)
+	EFORBIDDEN      = "forbidden"           // authenticated but not allowed (403)
+	ENOTFOUND       = "not_found"           // no such thing, or not visible to the caller (404)
+	ECONFLICT       = "conflict"            // state or uniqueness conflict (409)
+	ETOOLARGE       = "too_large"           // a quota or size limit was exceeded (413)
+	EUNSUPPORTED    = "unsupported"         // unsupported media type (415)
+	ERANGE          = "range"               // unsatisfiable range (416)
+	EPRECONDITION   = "precondition_failed" // a conditional request's precondition (If-Match) failed (412)
+	ENOTIMPLEMENTED = "not_implemented"     // a known endpoint that is not built yet (501)
+	EUNAVAILABLE    = "unavailable"         // a dependency is down (503)
+	EINTERNAL       = "internal"            // a bug or an unexpected failure (500)
 )
 
 // Error is an application error with a code and a message that is safe to

@@ -172,6 +172,32 @@ type Lease struct {
 	ID      string    // unique per claim (an upload id); also names the blob being written
 	Holder  string    // which process holds it (host:pid), for operators
 	Expires time.Time // UTC, microseconds; renewed while the work goes on
+	// Reserved is how many bytes the claim holds against its project's
+	// size quota (image_size_total while saving, image_stage_total while
+	// uploading) before they are all stored: the declared length of an
+	// upload, or what a chunked one has grown to. Stores persist it and
+	// count it in Usage; it goes with the lease.
+	Reserved int64
+}
+
+// Usage is what one project consumes, counted as Glance's unified-limits
+// quotas count it (glance.db user_get_* functions). Live images only: deleted
+// and killed images consume nothing.
+type Usage struct {
+	// ImageCount is image_count_total: the project's images that are not
+	// deleted or killed.
+	ImageCount int64
+	// ImageSize is image_size_total, in bytes: the size of the project's
+	// images other than killed, uploading and importing ones (whose bytes
+	// are staged), plus the Lease.Reserved of its images being saved.
+	ImageSize int64
+	// StageSize is image_stage_total, in bytes: the size of the project's
+	// uploading and importing images, plus the Lease.Reserved of its
+	// uploading images.
+	StageSize int64
+	// Uploading is image_count_uploading: the project's images that are
+	// saving, uploading or importing.
+	Uploading int64
 }
 
 // MemberStatus is the answer of a member project to a shared image.
@@ -329,6 +355,12 @@ type ImageStore interface {
 	DeleteMember(ctx context.Context, imageID, memberID string) error
 	// CountMembers returns the number of members of an image.
 	CountMembers(ctx context.Context, imageID string) (int, error)
+
+	// Usage returns what the images owned by a project consume (see
+	// Usage), read after every committed update: a reservation committed
+	// before the call is always counted, which is what lets the catalog
+	// enforce quotas by reserving first and checking after.
+	Usage(ctx context.Context, owner string) (Usage, error)
 
 	// Close releases the store's resources.
 	Close() error

@@ -52,6 +52,8 @@ type Config struct {
 	UploadLease time.Duration
 	// Holder names this process in the leases it takes ("" = host:pid).
 	Holder string
+	// Quotas are the per-project quotas (see Quotas); nil = unlimited.
+	Quotas *Quotas
 }
 
 // Defaults of the upload options.
@@ -95,6 +97,7 @@ type Service struct {
 	secure bool
 	schema *schema
 	blobs  imaged.BlobStore // nil: uploads and downloads are unavailable
+	imp    *importer        // nil: import and tasks are unavailable (WithImports)
 	log    *slog.Logger
 }
 

@@ -175,6 +175,9 @@ func (s *Service) CreateImage(ctx context.Context, attrs map[string]any) (*image
 		}
 	}
 
+	if err := s.checkImageCount(ctx, id.ProjectID); err != nil {
+		return nil, err
+	}
 	now := s.clock.Now()
 	img := &imaged.Image{
 		ID:         uuid.NewString(),

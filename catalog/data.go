@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -115,7 +116,9 @@ func (s *Service) UploadImage(ctx context.Context, imageID string, body io.Reade
 			return errTooLarge()
 		}
 		img.Status = imaged.StatusSaving
-		img.Lease = &imaged.Lease{ID: leaseID, Holder: s.cfg.Holder, Expires: now.Add(ttl)}
+		// The declared length is reserved against the size quota in
+		// this very update (see Quotas).
+		img.Lease = &imaged.Lease{ID: leaseID, Holder: s.cfg.Holder, Expires: now.Add(ttl), Reserved: max(size, 0)}
 		img.UpdatedAt = now
 		return nil
 	})
@@ -125,7 +128,13 @@ func (s *Service) UploadImage(ctx context.Context, imageID string, body io.Reade
 		}
 		return nil, fmt.Errorf("catalog: upload to %s: %w", imageID, err)
 	}
-	u := &upload{s: s, imageID: imageID, leaseID: leaseID, key: blobKey(imageID, leaseID)}
+	u := &upload{s: s, imageID: imageID, leaseID: leaseID, key: blobKey(imageID, leaseID),
+		status: imaged.StatusSaving, inspect: true}
+	u.finish = u.activate
+	if body, err = s.AdmitTransfer(ctx, img, body, size); err != nil {
+		u.fail(ctx, err)
+		return nil, err
+	}
 	out, err := u.run(ctx, img, body, size)
 	if err != nil {
 		u.fail(ctx, err)
@@ -163,15 +172,42 @@ func needFormats(img *imaged.Image) error {
 	return imaged.Errorf(imaged.EINVALID, "Properties %s must be set prior to saving data.", strings.Join(missing, ", "))
 }
 
-// upload is one upload in progress: the image is saving under leaseID and
-// the bytes go to key.
+// upload is one transfer of bytes in progress: the image holds status
+// under leaseID and the bytes go to key. Uploads (saving), stages
+// (uploading) and imports (importing) share it: they differ in what they
+// check and in how finish and onFail change the image.
 type upload struct {
 	s       *Service
 	imageID string
 	leaseID string
 	key     string
+	// status is the image's status while the lease is held.
+	status imaged.ImageStatus
+	// inspect checks the bytes' format against the image's disk_format
+	// (a stage defers that to the import).
+	inspect bool
+	// finish records the stored bytes on the image, inside the final
+	// update (which then drops the lease); it must only change img.
+	finish func(img *imaged.Image, sum uploadSum, vsize *int64)
+	// onFail, if set, makes further changes to the image as a failure
+	// puts it back to queued (inside that update; it must only change
+	// img).
+	onFail func(img *imaged.Image)
 	// committed says the blob exists under key (so failure must delete it).
 	committed bool
+}
+
+// activate is an upload's or import's finish: the image is active with
+// the bytes under u.key.
+func (u *upload) activate(img *imaged.Image, sum uploadSum, vsize *int64) {
+	n := sum.n
+	img.Status = imaged.StatusActive
+	img.Size = &n
+	img.VirtualSize = vsize
+	img.Checksum = hex.EncodeToString(sum.md5)
+	img.OSHashAlgo = hashAlgo
+	img.OSHashValue = hex.EncodeToString(sum.sha512)
+	img.Locations = []imaged.Location{{URL: locationURL + u.key, Metadata: map[string]string{}}}
 }
 
 // run streams the body into the blob store and finalises the image.
@@ -214,8 +250,10 @@ func (u *upload) run(ctx context.Context, img *imaged.Image, body io.Reader, siz
 		return nil, imaged.Errorf(imaged.EINVALID, "The image data is %d bytes long, but %d bytes were declared.", sum.n, size)
 	}
 	res := sum.inspection
-	if err := format.Check(res, img.DiskFormat); err != nil {
-		return nil, err
+	if u.inspect {
+		if err := format.Check(res, img.DiskFormat); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := w.Commit(uctx); err != nil {
 		if c := context.Cause(uctx); c != nil && ctx.Err() == nil {
@@ -229,7 +267,6 @@ func (u *upload) run(ctx context.Context, img *imaged.Image, body io.Reader, siz
 	if c := context.Cause(uctx); c != nil {
 		return nil, c
 	}
-	n := sum.n
 	// The inspector's virtual size means something only when it read
 	// the format the image declares (raw-like declarations take raw data).
 	var vsize *int64
@@ -239,16 +276,10 @@ func (u *upload) run(ctx context.Context, img *imaged.Image, body io.Reader, siz
 	}
 	now := s.clock.Now()
 	out, err := s.store.UpdateImage(ctx, u.imageID, func(img *imaged.Image) error {
-		if img.Status != imaged.StatusSaving || img.Lease == nil || img.Lease.ID != u.leaseID {
+		if img.Status != u.status || img.Lease == nil || img.Lease.ID != u.leaseID {
 			return errLostLease(u.imageID)
 		}
-		img.Status = imaged.StatusActive
-		img.Size = &n
-		img.VirtualSize = vsize
-		img.Checksum = hex.EncodeToString(sum.md5)
-		img.OSHashAlgo = hashAlgo
-		img.OSHashValue = hex.EncodeToString(sum.sha512)
-		img.Locations = []imaged.Location{{URL: locationURL + u.key, Metadata: map[string]string{}}}
+		u.finish(img, sum, vsize)
 		img.Lease = nil
 		img.UpdatedAt = now
 		return nil
@@ -280,7 +311,7 @@ func (u *upload) renew(ctx context.Context, cancel context.CancelCauseFunc, stop
 		}
 		exp := s.clock.Now().Add(s.cfg.UploadLease)
 		_, err := s.store.UpdateImage(ctx, u.imageID, func(img *imaged.Image) error {
-			if img.Status != imaged.StatusSaving || img.Lease == nil || img.Lease.ID != u.leaseID {
+			if img.Status != u.status || img.Lease == nil || img.Lease.ID != u.leaseID {
 				return errLostLease(u.imageID)
 			}
 			img.Lease.Expires = exp
@@ -321,11 +352,14 @@ func (u *upload) fail(ctx context.Context, cause error) {
 	}
 	now := s.clock.Now()
 	_, err := s.store.UpdateImage(cctx, u.imageID, func(img *imaged.Image) error {
-		if img.Status != imaged.StatusSaving || img.Lease == nil || img.Lease.ID != u.leaseID {
+		if img.Status != u.status || img.Lease == nil || img.Lease.ID != u.leaseID {
 			return errLostLease(u.imageID)
 		}
 		img.Status = imaged.StatusQueued
 		img.Lease = nil
+		if u.onFail != nil {
+			u.onFail(img)
+		}
 		img.UpdatedAt = now
 		return nil
 	})
@@ -443,8 +477,11 @@ func pump(ctx context.Context, body io.Reader, w io.Writer, size, capBytes int64
 			} else {
 				free <- c
 			}
+			var qerr *imaged.Error
 			if rerr == io.EOF {
 				return nil
+			} else if errors.As(rerr, &qerr) {
+				return rerr // the body's own verdict (a quota exceeded)
 			} else if rerr != nil {
 				return imaged.Errorf(imaged.EINVALID, "Error reading the image data: %v", rerr)
 			}
@@ -547,6 +584,9 @@ func (s *Service) deleteData(ctx context.Context, img *imaged.Image) {
 	if img.Lease != nil {
 		// An upload in progress: its finalise will find the image gone.
 		keys = append(keys, blobKey(img.ID, img.Lease.ID))
+	}
+	if img.Status == imaged.StatusUploading || img.Status == imaged.StatusImporting {
+		keys = append(keys, stagingKey(img.ID)) // staged for an import
 	}
 	for _, k := range keys {
 		if err := s.blobs.Delete(ctx, k); err != nil {

@@ -23,6 +23,9 @@ func (s *Service) DeleteImage(ctx context.Context, imageID string) error {
 		if err := s.enforce(id, imaged.ActionDeleteImage, img, msgNotOwner); err != nil {
 			return err
 		}
+		if err := imaged.CheckIfMatch(ctx, img); err != nil {
+			return err
+		}
 		if img.Protected {
 			return imaged.Errorf(imaged.EFORBIDDEN, "Image %s is protected and cannot be deleted.", img.ID)
 		}

@@ -59,11 +59,19 @@ func (s *Service) RecoverAbandoned(ctx context.Context) (int, error) {
 func (s *Service) recoverOne(ctx context.Context, img *imaged.Image, now time.Time) (bool, error) {
 	lease := *img.Lease
 	t := s.clock.Now()
+	var staged bool   // a stage or an import was abandoned: its staged bytes go
+	var taskID string // the abandoned import's task
 	_, err := s.store.UpdateImage(ctx, img.ID, func(cur *imaged.Image) error {
 		if cur.Lease == nil || cur.Lease.ID != lease.ID || !cur.Lease.Expires.Before(now) {
 			return errLostLease(img.ID) // renewed, finished or recovered meanwhile
 		}
-		if cur.Status == imaged.StatusSaving {
+		staged, taskID = false, ""
+		switch cur.Status {
+		case imaged.StatusUploading, imaged.StatusImporting:
+			staged = true
+			taskID = recoverImport(cur)
+			cur.Status = imaged.StatusQueued
+		case imaged.StatusSaving:
 			cur.Status = imaged.StatusQueued
 		}
 		cur.Lease = nil
@@ -84,7 +92,13 @@ func (s *Service) recoverOne(ctx context.Context, img *imaged.Image, now time.Ti
 		if err := s.blobs.Delete(ctx, key); err != nil {
 			s.log.Warn("deleting the bytes of an abandoned upload; the orphan sweep will retry", "image", img.ID, "key", key, "err", err)
 		}
+		if staged {
+			if err := s.blobs.Delete(ctx, stagingKey(img.ID)); err != nil {
+				s.log.Warn("deleting the staged bytes of an abandoned import", "image", img.ID, "err", err)
+			}
+		}
 	}
+	s.failRecoveredTask(ctx, taskID)
 	return true, nil
 }
 

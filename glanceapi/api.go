@@ -118,18 +118,23 @@ func (a *api) routes() {
 	}
 
 	a.handle("/v2/images/{id}/file", get(a.downloadImage), put(a.uploadImage))
+	a.mux.HandleFunc("/v2/info/usage", a.getUsage)
 
 	// Import, tasks and metadefs come with a later milestone.
 	ni := a.notImplemented
-	a.handle("/v2/images/{id}/stage", put(ni))
-	a.handle("/v2/images/{id}/import", post(ni))
-	a.handle("/v2/images/{id}/tasks", get(ni))
-	a.handle("/v2/info/import", get(ni))
+	a.handle("/v2/images/{id}/stage", put(a.stageImage))
+	a.handle("/v2/images/{id}/import", post(a.importImage))
+	a.handle("/v2/images/{id}/tasks", get(a.imageTasks))
+	a.handle("/v2/info/import", get(a.infoImport))
 	a.handle("/v2/info/stores", get(ni))
-	a.handle("/v2/tasks", get(ni), post(ni))
-	a.handle("/v2/tasks/{task}", get(ni), del(ni))
-	a.handle("/v2/schemas/task", get(ni))
-	a.handle("/v2/schemas/tasks", get(ni))
+	a.handle("/v2/tasks", get(a.listTasks), post(ni))
+	a.handle("/v2/tasks/{task}", get(a.getTask), del(ni))
+	for _, s := range []string{"task", "tasks"} {
+		body := schemaBody(s)
+		a.handle("/v2/schemas/"+s, get(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, r, http.StatusOK, body)
+		}))
+	}
 	a.mux.HandleFunc("/v2/schemas/metadefs/", ni)
 	a.mux.HandleFunc("/v2/metadefs", ni)
 	a.mux.HandleFunc("/v2/metadefs/", ni)

@@ -61,7 +61,7 @@ func (d *dialect) rebind(q string) string {
 // imageCols are the images columns in scan order (see scanImage): the row's
 // copies of its tags and properties (migration 0002), then its lease
 // (migration 0003).
-const imageCols = `i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, i.owner, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.created_at, i.updated_at, i.deleted_at, i.locations, i.version, i.tags_json, i.properties_json, i.lease_id, i.lease_holder, i.lease_expires`
+const imageCols = `i.id, i.name, i.status, i.visibility, i.protected, i.os_hidden, i.owner, i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, i.os_hash_value, i.min_disk, i.min_ram, i.created_at, i.updated_at, i.deleted_at, i.locations, i.version, i.tags_json, i.properties_json, i.lease_id, i.lease_holder, i.lease_expires, i.lease_reserved`
 
 // getSQL selects one live image with its tags and properties.
 func (d *dialect) getSQL(forUpdate bool) string {

@@ -25,6 +25,7 @@ func scanImage(sc rowScanner) (*imaged.Image, error) {
 		img                                   imaged.Image
 		name, owner, df, cf, cks, hAlgo, hVal sql.NullString
 		size, vsize, deletedAt, leaseExp      sql.NullInt64
+		leaseReserved                         sql.NullInt64
 		leaseID, leaseHolder                  sql.NullString
 		createdAt, updatedAt                  int64
 		locs, tags, props                     []byte
@@ -33,7 +34,7 @@ func scanImage(sc rowScanner) (*imaged.Image, error) {
 	)
 	if err = sc.Scan(&img.ID, &name, &status, &visibility, &img.Protected, &img.OSHidden, &owner, &df, &cf,
 		&size, &vsize, &cks, &hAlgo, &hVal, &img.MinDisk, &img.MinRAM, &createdAt, &updatedAt, &deletedAt,
-		&locs, &img.Version, &tags, &props, &leaseID, &leaseHolder, &leaseExp); err != nil {
+		&locs, &img.Version, &tags, &props, &leaseID, &leaseHolder, &leaseExp, &leaseReserved); err != nil {
 		return nil, err
 	}
 	img.Status = imaged.ImageStatus(status)
@@ -56,7 +57,7 @@ func scanImage(sc rowScanner) (*imaged.Image, error) {
 		img.DeletedAt = &t
 	}
 	if leaseID.Valid {
-		img.Lease = &imaged.Lease{ID: leaseID.String, Holder: leaseHolder.String, Expires: fromMicros(leaseExp.Int64)}
+		img.Lease = &imaged.Lease{ID: leaseID.String, Holder: leaseHolder.String, Expires: fromMicros(leaseExp.Int64), Reserved: leaseReserved.Int64}
 	}
 	if img.Tags, err = decodeTags(tags); err != nil {
 		return nil, fmt.Errorf("sqlstore: decode tags of %s: %w", img.ID, err)
@@ -106,13 +107,13 @@ func nullTime(t *time.Time) any {
 	return t.UnixMicro()
 }
 
-// leaseArgs maps an image's lease to its three columns (all NULL when
+// leaseArgs maps an image's lease to its four columns (all NULL when
 // there is none).
-func leaseArgs(l *imaged.Lease) (id, holder, expires any) {
+func leaseArgs(l *imaged.Lease) (id, holder, expires, reserved any) {
 	if l == nil {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	return l.ID, l.Holder, micros(l.Expires)
+	return l.ID, l.Holder, micros(l.Expires), l.Reserved
 }
 
 func encodeLocations(ls []imaged.Location) (string, error) {
@@ -160,7 +161,7 @@ func (s *Store) CreateImage(ctx context.Context, img *imaged.Image) error {
 	if err != nil {
 		return err
 	}
-	lid, lholder, lexp := leaseArgs(img.Lease)
+	lid, lholder, lexp, lres := leaseArgs(img.Lease)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create image: %w", err)
@@ -168,12 +169,12 @@ func (s *Store) CreateImage(ctx context.Context, img *imaged.Image) error {
 	defer tx.Rollback()
 	// ON CONFLICT DO NOTHING instead of catching a driver-specific
 	// unique-violation error: both dialects report 0 rows affected.
-	res, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version, tags_json, properties_json, lease_id, lease_holder, lease_expires)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+	res, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version, tags_json, properties_json, lease_id, lease_holder, lease_expires, lease_reserved)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
 		img.ID, nullStrPtr(img.Name), string(img.Status), string(img.Visibility), img.Protected, img.OSHidden,
 		nullStr(img.Owner), nullStr(img.DiskFormat), nullStr(img.ContainerFormat), nullInt(img.Size), nullInt(img.VirtualSize),
 		nullStr(img.Checksum), nullStr(img.OSHashAlgo), nullStr(img.OSHashValue), img.MinDisk, img.MinRAM,
-		micros(img.CreatedAt), micros(img.UpdatedAt), nullTime(img.DeletedAt), locs, img.Version, tagsJSON, propsJSON, lid, lholder, lexp)
+		micros(img.CreatedAt), micros(img.UpdatedAt), nullTime(img.DeletedAt), locs, img.Version, tagsJSON, propsJSON, lid, lholder, lexp, lres)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create image: %w", err)
 	}
@@ -319,12 +320,12 @@ func (s *Store) UpdateImage(ctx context.Context, id string, fn func(*imaged.Imag
 	if err != nil {
 		return nil, err
 	}
-	lid, lholder, lexp := leaseArgs(img.Lease)
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET name = ?, status = ?, visibility = ?, protected = ?, os_hidden = ?, owner = ?, disk_format = ?, container_format = ?, size = ?, virtual_size = ?, checksum = ?, os_hash_algo = ?, os_hash_value = ?, min_disk = ?, min_ram = ?, created_at = ?, updated_at = ?, locations = ?, version = ?, tags_json = ?, properties_json = ?, lease_id = ?, lease_holder = ?, lease_expires = ? WHERE id = ?`),
+	lid, lholder, lexp, lres := leaseArgs(img.Lease)
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET name = ?, status = ?, visibility = ?, protected = ?, os_hidden = ?, owner = ?, disk_format = ?, container_format = ?, size = ?, virtual_size = ?, checksum = ?, os_hash_algo = ?, os_hash_value = ?, min_disk = ?, min_ram = ?, created_at = ?, updated_at = ?, locations = ?, version = ?, tags_json = ?, properties_json = ?, lease_id = ?, lease_holder = ?, lease_expires = ?, lease_reserved = ? WHERE id = ?`),
 		nullStrPtr(img.Name), string(img.Status), string(img.Visibility), img.Protected, img.OSHidden,
 		nullStr(img.Owner), nullStr(img.DiskFormat), nullStr(img.ContainerFormat), nullInt(img.Size), nullInt(img.VirtualSize),
 		nullStr(img.Checksum), nullStr(img.OSHashAlgo), nullStr(img.OSHashValue), img.MinDisk, img.MinRAM,
-		micros(img.CreatedAt), micros(img.UpdatedAt), locs, img.Version, tagsJSON, propsJSON, lid, lholder, lexp, id); err != nil {
+		micros(img.CreatedAt), micros(img.UpdatedAt), locs, img.Version, tagsJSON, propsJSON, lid, lholder, lexp, lres, id); err != nil {
 		return nil, fmt.Errorf("sqlstore: update image: %w", err)
 	}
 	// Tags: both lists are sorted and unique, so one merge pass diffs them.
@@ -402,7 +403,7 @@ func (s *Store) DeleteImage(ctx context.Context, id string, fn func(*imaged.Imag
 		}
 	}
 	now := micros(s.clock.Now())
-	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET status = ?, deleted_at = ?, updated_at = ?, version = version + 1, tags_json = '[]', properties_json = '{}', lease_id = NULL, lease_holder = NULL, lease_expires = NULL WHERE id = ?`),
+	if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE images SET status = ?, deleted_at = ?, updated_at = ?, version = version + 1, tags_json = '[]', properties_json = '{}', lease_id = NULL, lease_holder = NULL, lease_expires = NULL, lease_reserved = NULL WHERE id = ?`),
 		string(imaged.StatusDeleted), now, now, id); err != nil {
 		return nil, fmt.Errorf("sqlstore: delete image: %w", err)
 	}

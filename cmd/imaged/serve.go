@@ -48,6 +48,10 @@ type serveConfig struct {
 	StoreDir     string
 	ImageSizeCap int64
 	UploadLease  time.Duration
+	// Per-project quotas (Glance's unified limits); -1 = unlimited.
+	Quotas catalog.Quotas
+	// Import: enabled methods and web-download's SSRF rules.
+	Import importFlags
 }
 
 // parseServeFlags reads flags, falling back to IMAGED_* environment
@@ -93,9 +97,29 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&sizeCap, "image-size-cap", sizeCap, "largest image an upload may store, in bytes (IMAGED_IMAGE_SIZE_CAP)")
 	lease := env("UPLOAD_LEASE", defaults.UploadLease.String())
 	fs.StringVar(&lease, "upload-lease", lease, "how long an upload's claim on an image lasts unrenewed; abandoned uploads are recovered after it, and the recovery sweep runs this often (IMAGED_UPLOAD_LEASE)")
+	quotas := []struct {
+		p          *int64
+		name, help string
+		v          string
+	}{
+		{&c.Quotas.ImageCountTotal, "quota-image-count", "most images a project may have (image_count_total); -1 = unlimited", ""},
+		{&c.Quotas.ImageSizeTotal, "quota-image-size-total", "most bytes a project's images may hold (image_size_total); -1 = unlimited", ""},
+		{&c.Quotas.ImageStageTotal, "quota-image-stage-total", "most bytes a project may have staged for import (image_stage_total); -1 = unlimited", ""},
+		{&c.Quotas.ImageCountUploading, "quota-image-count-uploading", "most images a project may upload, stage or import at once (image_count_uploading); -1 = unlimited", ""},
+	}
+	for i := range quotas {
+		q := &quotas[i]
+		envName := strings.ToUpper(strings.ReplaceAll(q.name, "-", "_"))
+		q.v = env(envName, "-1")
+		fs.StringVar(&q.v, q.name, q.v, q.help+" (IMAGED_"+envName+")")
+	}
 	shutdown := env("SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish at shutdown (IMAGED_SHUTDOWN_TIMEOUT)")
+	parseImport := c.Import.register(fs, env)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := parseImport(); err != nil {
 		return nil, err
 	}
 	for name, err := range envErrs {
@@ -115,6 +139,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	if c.ImageSizeCap, err = strconv.ParseInt(sizeCap, 10, 64); err != nil || c.ImageSizeCap < 1 {
 		return nil, fmt.Errorf("invalid --image-size-cap %q: want a positive number of bytes", sizeCap)
+	}
+	for _, q := range quotas {
+		if *q.p, err = strconv.ParseInt(q.v, 10, 64); err != nil || *q.p < -1 {
+			return nil, fmt.Errorf("invalid --%s %q: want a number, at least 0, or -1 for unlimited", q.name, q.v)
+		}
 	}
 	if c.UploadLease, err = time.ParseDuration(lease); err != nil || c.UploadLease < 10*time.Millisecond {
 		return nil, fmt.Errorf("invalid --upload-lease %q: want a duration of at least 10ms, such as 60s", lease)
@@ -236,6 +265,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	ccfg.ImagePropertyQuota, ccfg.ImageTagQuota, ccfg.ImageMemberQuota = c.PropertyQuota, c.TagQuota, c.MemberQuota
 	ccfg.APILimitMax = c.LimitMax
 	ccfg.ImageSizeCap, ccfg.UploadLease = c.ImageSizeCap, c.UploadLease
+	ccfg.Quotas = &c.Quotas
 	// Unbuffered: the catalog already writes in large chunks, and each
 	// chunk reaching the file keeps a slow upload's file young for
 	// PurgeUploads.
@@ -244,6 +274,9 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 		return fmt.Errorf("cannot open image store %s: %w", c.StoreDir, err)
 	}
 	images := catalog.New(store, pol, ccfg).WithBlobStore(blobs).WithLogger(log)
+	if images, err = withImports(images, store, c.Import, log); err != nil {
+		return err
+	}
 	// Recover what a previous run left behind before serving, so that
 	// its abandoned images are uploadable again; then keep sweeping (other
 	// processes sharing the database may crash too).
@@ -268,7 +301,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 		stopMaintenance()
 		<-maintained
 	}()
-	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log, MaxLimit: c.LimitMax})
+	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log, MaxLimit: c.LimitMax, ImportMethods: images.ImportMethods()})
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -312,6 +345,11 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 		srv.Close()
+	}
+	// Background imports get what is left of the timeout; cancelled ones
+	// put their images back to queued and fail their tasks.
+	if err := images.Close(sctx); err != nil {
+		log.Warn("background imports did not finish in time; cancelled", "err", err)
 	}
 	log.Info("stopped")
 	return nil

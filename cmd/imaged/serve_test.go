@@ -19,6 +19,7 @@ import (
 
 	"github.com/imaged/imaged"
 	blobfs "github.com/imaged/imaged/blob/fs"
+	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/sqlstore"
 )
 
@@ -77,6 +78,22 @@ func TestParseServeFlags(t *testing.T) {
 		{name: "bad size cap env", env: map[string]string{"IMAGED_IMAGE_SIZE_CAP": "-1"}, wantErr: "invalid --image-size-cap"},
 		{name: "bad upload lease", args: []string{"--upload-lease", "60"}, wantErr: `invalid --upload-lease "60"`},
 		{name: "tiny upload lease", args: []string{"--upload-lease", "1ns"}, wantErr: "invalid --upload-lease"},
+		{name: "quotas default unlimited", want: func(c *serveConfig) bool {
+			return c.Quotas == catalog.Unlimited()
+		}},
+		{name: "quota flags", args: []string{"--quota-image-count", "10", "--quota-image-size-total", "1073741824", "--quota-image-stage-total", "0", "--quota-image-count-uploading", "2"},
+			want: func(c *serveConfig) bool {
+				return c.Quotas == catalog.Quotas{ImageCountTotal: 10, ImageSizeTotal: 1 << 30, ImageStageTotal: 0, ImageCountUploading: 2}
+			}},
+		{name: "quota env", env: map[string]string{"IMAGED_QUOTA_IMAGE_COUNT": "7", "IMAGED_QUOTA_IMAGE_SIZE_TOTAL": "5", "IMAGED_QUOTA_IMAGE_STAGE_TOTAL": "6", "IMAGED_QUOTA_IMAGE_COUNT_UPLOADING": "1"},
+			want: func(c *serveConfig) bool {
+				return c.Quotas == catalog.Quotas{ImageCountTotal: 7, ImageSizeTotal: 5, ImageStageTotal: 6, ImageCountUploading: 1}
+			}},
+		{name: "quota flag beats env", args: []string{"--quota-image-count", "-1"}, env: map[string]string{"IMAGED_QUOTA_IMAGE_COUNT": "7"},
+			want: func(c *serveConfig) bool { return c.Quotas.ImageCountTotal == -1 }},
+		{name: "bad quota", args: []string{"--quota-image-size-total", "1GB"}, wantErr: `invalid --quota-image-size-total "1GB"`},
+		{name: "quota below -1", args: []string{"--quota-image-count", "-2"}, wantErr: `invalid --quota-image-count "-2"`},
+		{name: "bad quota env value", env: map[string]string{"IMAGED_QUOTA_IMAGE_COUNT_UPLOADING": "x"}, wantErr: `invalid --quota-image-count-uploading "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
