@@ -429,25 +429,28 @@ func (s *slowReader) Read(p []byte) (int, error) {
 func TestUploadLeaseRenewal(t *testing.T) {
 	t.Parallel()
 	cfg := catalog.DefaultConfig()
-	cfg.UploadLease = 300 * time.Millisecond
+	// The lease is short next to the upload (40 x 60 ms = 2.4 s) but long
+	// next to its renewal period (lease/3), so that a CPU-starved CI
+	// machine delaying one renewal does not expire it.
+	cfg.UploadLease = 1500 * time.Millisecond
 	e := newDataEnv(t, "secure", cfg)
 	img := e.image("raw")
 	data := randomBytes(4, 40*4096)
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.svc.UploadImage(as(owner), img.ID, &slowReader{data: data, pause: 25 * time.Millisecond}, int64(len(data)))
+		_, err := e.svc.UploadImage(as(owner), img.ID, &slowReader{data: data, pause: 60 * time.Millisecond}, int64(len(data)))
 		done <- err
 	}()
 	// Meanwhile another process sweeps for abandoned uploads: the renewed
 	// lease never looks expired.
 	other := e.service(cfg)
-	ticker := time.NewTicker(50 * time.Millisecond)
+	ticker := time.NewTicker(100 * time.Millisecond)
 	defer ticker.Stop()
 	for {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("slow upload (1 s with a 300 ms lease) failed: %v", err)
+				t.Fatalf("slow upload (2.4 s with a 1.5 s lease) failed: %v", err)
 			}
 			if got := e.get(img.ID); got.Status != imaged.StatusActive {
 				t.Fatalf("status %s", got.Status)

@@ -161,10 +161,15 @@ func (s *Service) UpdateImage(ctx context.Context, imageID string, ops []imaged.
 		return nil, notFound(err, "No image found with ID %s", imageID)
 	}
 	if len(changes) == 0 {
-		return img, nil
+		return img, imaged.CheckIfMatch(ctx, img)
 	}
 	now := s.clock.Now()
 	out, err := s.store.UpdateImage(ctx, imageID, func(img *imaged.Image) error {
+		// Inside the serialised update: an If-Match sees the version
+		// this update replaces.
+		if err := imaged.CheckIfMatch(ctx, img); err != nil {
+			return err
+		}
 		if err := s.applyChanges(id, img, changes); err != nil {
 			return err
 		}

@@ -32,6 +32,8 @@ func statusFor(code string) int {
 		return http.StatusUnsupportedMediaType
 	case imaged.ERANGE:
 		return http.StatusRequestedRangeNotSatisfiable
+	case imaged.EPRECONDITION:
+		return http.StatusPreconditionFailed
 	case imaged.ENOTIMPLEMENTED:
 		return http.StatusNotImplemented
 	case imaged.EUNAVAILABLE:
@@ -93,6 +95,8 @@ func defaultExplanation(status int) string {
 		return "The body of your request was too large for this server."
 	case 416:
 		return "The Range requested is not available."
+	case 412:
+		return "Request precondition failed."
 	case 503:
 		return "The server is currently unavailable. Please try again at a later time."
 	}

@@ -100,6 +100,7 @@ func (a *api) createImage(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Location", baseURL(r)+"/v2/images/"+img.ID)
+	setImageETag(w, img)
 	if len(a.cfg.ImportMethods) > 0 {
 		h.Set("OpenStack-image-import-methods", strings.Join(a.cfg.ImportMethods, ","))
 	}
@@ -112,6 +113,11 @@ func (a *api) getImage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if notModified(r, img) {
+		writeNotModified(w, img)
+		return
+	}
+	setImageETag(w, img)
 	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImage(b, img) })
 }
 
@@ -142,15 +148,18 @@ func (a *api) updateImage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	r = withIfMatch(r, r.PathValue("id"))
 	img, err := a.svc.UpdateImage(r.Context(), r.PathValue("id"), ops)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
+	setImageETag(w, img)
 	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImage(b, img) })
 }
 
 func (a *api) deleteImage(w http.ResponseWriter, r *http.Request) {
+	r = withIfMatch(r, r.PathValue("id"))
 	if err := a.svc.DeleteImage(r.Context(), r.PathValue("id")); err != nil {
 		a.writeError(w, r, err)
 		return

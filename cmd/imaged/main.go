@@ -15,6 +15,7 @@ const usage = `imaged — an image service for VM disk images and container imag
 
 Usage:
   imaged serve [flags]     run the service (imaged serve -h for its flags)
+  imaged migrate [flags]   migrate a database, or copy a catalog (imaged migrate -h)
   imaged version           print the version
 
 Every flag of serve can also be set with an IMAGED_* environment variable
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "imaged", version)
 		return 0

@@ -52,6 +52,9 @@ type serveConfig struct {
 	Quotas catalog.Quotas
 	// Import: enabled methods and web-download's SSRF rules.
 	Import importFlags
+	// DBMaxConns is the database pool size (PostgreSQL: connections per
+	// process; SQLite: the read pool); 0 = the store's default.
+	DBMaxConns int
 }
 
 // parseServeFlags reads flags, falling back to IMAGED_* environment
@@ -91,6 +94,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	intFlag(fs, &c.PropertyQuota, "image-property-quota", "IMAGE_PROPERTY_QUOTA", defaults.ImagePropertyQuota, "most additional properties an image may have; -1 = unlimited")
 	intFlag(fs, &c.TagQuota, "image-tag-quota", "IMAGE_TAG_QUOTA", defaults.ImageTagQuota, "most tags an image may have; -1 = unlimited")
 	intFlag(fs, &c.MemberQuota, "image-member-quota", "IMAGE_MEMBER_QUOTA", defaults.ImageMemberQuota, "most members an image may have; -1 = unlimited")
+	intFlag(fs, &c.DBMaxConns, "db-max-conns", "DB_MAX_CONNS", 0, "most database connections this process opens (PostgreSQL: the whole pool, 16 if 0; SQLite: the read pool, 4 if 0); mind max_connections when running several processes")
 	intFlag(fs, &c.LimitMax, "api-limit-max", "API_LIMIT_MAX", defaults.APILimitMax, "largest page a listing returns")
 	fs.StringVar(&c.StoreDir, "store-dir", env("STORE_DIR", ""), "directory for image data (default: images in the data dir) (IMAGED_STORE_DIR)")
 	sizeCap := env("IMAGE_SIZE_CAP", strconv.FormatInt(defaults.ImageSizeCap, 10))
@@ -126,6 +130,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		if fs.Lookup(name) != nil && !isSet(fs, name) {
 			return nil, err
 		}
+	}
+	if c.DBMaxConns < 0 {
+		return nil, fmt.Errorf("invalid --db-max-conns %d: want 0 (default) or more", c.DBMaxConns)
 	}
 	if c.LimitMax < 1 {
 		return nil, fmt.Errorf("invalid --api-limit-max %d: want at least 1", c.LimitMax)
@@ -251,7 +258,11 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	}
 	defer ln.Close()
 
-	store, err := sqlstore.Open(ctx, c.Database)
+	var dbOpts []sqlstore.Option
+	if c.DBMaxConns > 0 {
+		dbOpts = append(dbOpts, sqlstore.WithMaxConns(c.DBMaxConns), sqlstore.WithReadConns(c.DBMaxConns))
+	}
+	store, err := sqlstore.Open(ctx, c.Database, dbOpts...)
 	if err != nil {
 		return fmt.Errorf("cannot open database %s: %w", redactDSN(c.Database), err)
 	}
