@@ -97,6 +97,7 @@ type Service struct {
 	secure bool
 	schema *schema
 	blobs  imaged.BlobStore // nil: uploads and downloads are unavailable
+	stores *storeSet        // nil: the one implicit store (blobs); see WithStores
 	imp    *importer        // nil: import and tasks are unavailable (WithImports)
 	log    *slog.Logger
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,17 +44,6 @@ func parseBlobKey(key string) (imageID, leaseID string, ok bool) {
 		return "", "", false
 	}
 	return imageID, leaseID, true
-}
-
-// dataKey returns the blob key of an image's bytes, "" if it has none in
-// the blob store.
-func dataKey(img *imaged.Image) string {
-	for _, l := range img.Locations {
-		if k, ok := strings.CutPrefix(l.URL, locationURL); ok {
-			return k
-		}
-	}
-	return ""
 }
 
 // newLeaseID returns a random 128-bit id, hex-encoded (a valid key segment).
@@ -93,6 +83,11 @@ func (s *Service) UploadImage(ctx context.Context, imageID string, body io.Reade
 	if err != nil {
 		return nil, err
 	}
+	// Glance checks the store a request names before the image.
+	target, err := s.headerTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := s.load(ctx, id, imageID); err != nil {
 		return nil, notFound(err, "No image found with ID %s", imageID)
 	}
@@ -129,7 +124,7 @@ func (s *Service) UploadImage(ctx context.Context, imageID string, body io.Reade
 		return nil, fmt.Errorf("catalog: upload to %s: %w", imageID, err)
 	}
 	u := &upload{s: s, imageID: imageID, leaseID: leaseID, key: blobKey(imageID, leaseID),
-		status: imaged.StatusSaving, inspect: true}
+		status: imaged.StatusSaving, inspect: true, targets: []blobTarget{target}}
 	u.finish = u.activate
 	if body, err = s.AdmitTransfer(ctx, img, body, size); err != nil {
 		u.fail(ctx, err)
@@ -195,6 +190,28 @@ type upload struct {
 	onFail func(img *imaged.Image)
 	// committed says the blob exists under key (so failure must delete it).
 	committed bool
+	// targets are the stores the bytes go to (nil: the default store);
+	// mustAll fails the transfer as soon as one of them fails (Glance's
+	// all_stores_must_succeed), else it goes on while one is left.
+	targets []blobTarget
+	mustAll bool
+	// stored and failed are the targets that committed and that failed.
+	stored, failed []blobTarget
+	// verify, if set, checks the streamed bytes before they are committed
+	// (copy-image compares them with the image's hashes).
+	verify func(uploadSum) error
+	// restore is the status a failure puts the image back to ("" =
+	// queued; copy-image leaves it active).
+	restore imaged.ImageStatus
+}
+
+// locations are the locations of the committed bytes, one per store.
+func (u *upload) locations() []imaged.Location {
+	out := make([]imaged.Location, len(u.stored))
+	for i, t := range u.stored {
+		out[i] = newLocation(t, u.key)
+	}
+	return out
 }
 
 // activate is an upload's or import's finish: the image is active with
@@ -207,7 +224,7 @@ func (u *upload) activate(img *imaged.Image, sum uploadSum, vsize *int64) {
 	img.Checksum = hex.EncodeToString(sum.md5)
 	img.OSHashAlgo = hashAlgo
 	img.OSHashValue = hex.EncodeToString(sum.sha512)
-	img.Locations = []imaged.Location{{URL: locationURL + u.key, Metadata: map[string]string{}}}
+	img.Locations = u.locations()
 }
 
 // run streams the body into the blob store and finalises the image.
@@ -234,13 +251,18 @@ func (u *upload) run(ctx context.Context, img *imaged.Image, body io.Reader, siz
 	}
 	defer stopRenewer()
 
-	w, err := s.blobs.Create(uctx, u.key)
+	if u.targets == nil {
+		u.targets = []blobTarget{s.defaultTarget()}
+	}
+	w, err := openFanout(uctx, u.targets, u.key, u.mustAll)
+	defer w.cancel(context.WithoutCancel(ctx)) // a no-op after Commit
 	if err != nil {
+		u.failed = slices.Clone(u.targets)
 		return nil, fmt.Errorf("catalog: upload to %s: create blob: %w", u.imageID, err)
 	}
-	defer w.Cancel(context.WithoutCancel(ctx)) // a no-op after Commit
 	sum, err := pump(uctx, body, w, size, s.cfg.ImageSizeCap, s.cfg.UploadLease/3)
 	if err != nil {
+		u.failed = w.failedTargets()
 		if c := context.Cause(uctx); c != nil && ctx.Err() == nil {
 			err = c // the lease was lost: say so rather than "context canceled"
 		}
@@ -255,13 +277,22 @@ func (u *upload) run(ctx context.Context, img *imaged.Image, body io.Reader, siz
 			return nil, err
 		}
 	}
-	if _, err := w.Commit(uctx); err != nil {
+	if u.verify != nil {
+		if err := u.verify(sum); err != nil {
+			return nil, err
+		}
+	}
+	u.stored, u.failed, err = w.commit(uctx)
+	u.committed = len(u.stored) > 0
+	if err != nil {
 		if c := context.Cause(uctx); c != nil && ctx.Err() == nil {
 			return nil, c
 		}
 		return nil, fmt.Errorf("catalog: upload to %s: commit blob: %w", u.imageID, err)
 	}
-	u.committed = true
+	for _, t := range u.failed {
+		s.log.Warn("writing image data to a store failed; the store is left out", "image", u.imageID, "store", t.name)
+	}
 	// Renewals stop before the final update so that none runs after it.
 	stopRenewer()
 	if c := context.Cause(uctx); c != nil {
@@ -345,9 +376,9 @@ func (u *upload) fail(ctx context.Context, cause error) {
 		level = s.log.Info // the client's mistake, not the service's
 	}
 	level("image upload failed; image back to queued", "image", u.imageID, "lease", u.leaseID, "err", cause)
-	if u.committed {
-		if err := s.blobs.Delete(cctx, u.key); err != nil {
-			s.log.Error("deleting the bytes of a failed upload; the orphan sweep will retry", "image", u.imageID, "key", u.key, "err", err)
+	for _, t := range u.stored {
+		if err := t.blobs.Delete(cctx, u.key); err != nil {
+			s.log.Error("deleting the bytes of a failed upload; the orphan sweep will retry", "image", u.imageID, "store", t.name, "key", u.key, "err", err)
 		}
 	}
 	now := s.clock.Now()
@@ -356,6 +387,9 @@ func (u *upload) fail(ctx context.Context, cause error) {
 			return errLostLease(u.imageID)
 		}
 		img.Status = imaged.StatusQueued
+		if u.restore != "" {
+			img.Status = u.restore
+		}
 		img.Lease = nil
 		if u.onFail != nil {
 			u.onFail(img)
@@ -548,11 +582,11 @@ func (s *Service) DownloadImage(ctx context.Context, imageID string) (*imaged.Im
 		return nil, err
 	}
 	data := &imaged.ImageData{Image: img}
-	key := dataKey(img)
-	if key == "" || img.Size == nil || s.blobs == nil {
+	key, blobs := s.readLocation(img)
+	if key == "" || img.Size == nil || blobs == nil {
 		return data, nil
 	}
-	size, blobs := *img.Size, s.blobs
+	size := *img.Size
 	data.Open = func(ctx context.Context, offset, length int64) (io.ReadCloser, error) {
 		// An empty image reads as empty from 0; any other offset at or
 		// past the end is unsatisfiable.
@@ -577,14 +611,20 @@ func (s *Service) deleteData(ctx context.Context, img *imaged.Image) {
 	if s.blobs == nil || img == nil {
 		return
 	}
-	var keys []string
-	if k := dataKey(img); k != "" {
-		keys = append(keys, k)
+	for _, l := range img.Locations {
+		k, ok := strings.CutPrefix(l.URL, locationURL)
+		if b := s.lookupStore(locationStore(l)); ok && b != nil {
+			if err := b.Delete(ctx, k); err != nil {
+				s.log.Warn("deleting the bytes of a deleted image; the orphan sweep will retry", "image", img.ID, "key", k, "err", err)
+			}
+		}
 	}
 	if img.Lease != nil {
-		// An upload in progress: its finalise will find the image gone.
-		keys = append(keys, blobKey(img.ID, img.Lease.ID))
+		// A transfer in progress, into any store: its finalise will
+		// find the image gone.
+		s.deleteKeyEverywhere(ctx, img.ID, blobKey(img.ID, img.Lease.ID))
 	}
+	var keys []string
 	if img.Status == imaged.StatusUploading || img.Status == imaged.StatusImporting {
 		keys = append(keys, stagingKey(img.ID)) // staged for an import
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,12 +119,16 @@ func (s *Service) WithImports(tasks imaged.TaskStore, cfg ImportConfig) *Service
 }
 
 // ImportMethods returns the enabled import methods (none without
-// WithImports).
+// WithImports), with copy-image when there is more than one store.
 func (s *Service) ImportMethods() []string {
 	if s.imp == nil {
 		return nil
 	}
-	return slices.Clone(s.imp.methods)
+	m := slices.Clone(s.imp.methods)
+	if s.stores != nil && len(s.stores.list) > 1 && !slices.Contains(m, imaged.ImportCopyImage) {
+		m = append(m, imaged.ImportCopyImage)
+	}
+	return m
 }
 
 // Close waits for background imports to end; when ctx ends first, it
@@ -231,7 +236,7 @@ func (s *Service) ImportImage(ctx context.Context, imageID string, req imaged.Im
 	if s.imp == nil {
 		return nil, errNoImports()
 	}
-	if !slices.Contains(s.imp.methods, req.Method) {
+	if !slices.Contains(s.ImportMethods(), req.Method) {
 		return nil, imaged.Errorf(imaged.EINVALID, "Unknown import method name '%s'.", req.Method)
 	}
 	img, err := s.load(ctx, id, imageID)
@@ -243,6 +248,22 @@ func (s *Service) ImportImage(ctx context.Context, imageID string, req imaged.Im
 	}
 	if other, ok := img.Properties[propImportTask]; ok && !s.staleLock(ctx, other) {
 		return nil, imaged.Errorf(imaged.ECONFLICT, "Image has active task")
+	}
+	stores, err := s.importStores(ctx, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	copying := req.Method == imaged.ImportCopyImage
+	if copying {
+		if stores, err = copyStores(img, stores, req.Body); err != nil || len(stores) == 0 {
+			// Already in every store asked for: Glance answers 202
+			// and starts nothing.
+			return nil, err
+		}
+	}
+	mustAll := true
+	if v, ok := req.Body["all_stores_must_succeed"].(bool); ok {
+		mustAll = v
 	}
 	if s.blobs == nil {
 		return nil, errNoBlobStore()
@@ -278,10 +299,14 @@ func (s *Service) ImportImage(ctx context.Context, imageID string, req imaged.Im
 			img.Properties = map[string]string{}
 		}
 		img.Properties[propImportTask] = taskID
-		img.Properties[propImportingStores] = ""
-		img.Properties[propFailedImport] = ""
-		delete(img.Properties, propStageHost)
-		img.Status = imaged.StatusImporting
+		img.Properties[propImportingStores] = strings.Join(stores, ",")
+		if !copying {
+			img.Properties[propFailedImport] = ""
+			delete(img.Properties, propStageHost)
+			img.Status = imaged.StatusImporting
+		}
+		// A copy holds a lease on its active image too: recovery then
+		// deletes what a crashed copy wrote and drops its lease.
 		img.Lease = &imaged.Lease{ID: leaseID, Holder: s.cfg.Holder, Expires: now.Add(s.cfg.UploadLease)}
 		img.UpdatedAt = now
 		return nil
@@ -298,11 +323,18 @@ func (s *Service) ImportImage(ctx context.Context, imageID string, req imaged.Im
 			}
 		})
 	}
-	input := map[string]any{"image_id": imageID, "import_req": req.Body, "backend": []any{nil}}
+	backend := []any{nil}
+	if stores != nil {
+		backend = make([]any, len(stores))
+		for i, n := range stores {
+			backend[i] = n
+		}
+	}
+	input := map[string]any{"image_id": imageID, "import_req": req.Body, "backend": backend}
 	task := &imaged.Task{ID: taskID, Type: imaged.TaskTypeImageImport, Status: imaged.TaskPending, Input: input,
 		Owner: id.ProjectID, ImageID: imageID, RequestID: imaged.RequestIDFromContext(ctx), UserID: id.UserID,
 		CreatedAt: now, UpdatedAt: now}
-	u := s.importUpload(img, leaseID)
+	u := s.importUpload(img, leaseID, stores, mustAll, copying)
 	if err := s.imp.tasks.CreateTask(ctx, task); err != nil {
 		u.fail(ctx, err)
 		return nil, fmt.Errorf("catalog: import %s: create task: %w", imageID, err)
@@ -334,8 +366,10 @@ func uriText(uri string) string {
 // policy. The import lock is checked by the caller.
 func (s *Service) checkImport(id *imaged.Identity, img *imaged.Image, req imaged.ImportRequest) error {
 	switch {
-	case img.Status == imaged.StatusActive:
+	case img.Status == imaged.StatusActive && req.Method != imaged.ImportCopyImage:
 		return imaged.Errorf(imaged.ECONFLICT, "Image with status active cannot be target for import")
+	case img.Status != imaged.StatusActive && req.Method == imaged.ImportCopyImage:
+		return imaged.Errorf(imaged.ECONFLICT, "Only images with status active can be targeted for copying")
 	case req.Method == imaged.ImportWebDownload && img.Status != imaged.StatusQueued:
 		return imaged.Errorf(imaged.ECONFLICT, "Image needs to be in 'queued' state to use '%s' method", req.Method)
 	case req.Method == imaged.ImportGlanceDirect && img.Status != imaged.StatusUploading:
@@ -344,6 +378,11 @@ func (s *Service) checkImport(id *imaged.Identity, img *imaged.Image, req imaged
 		return imaged.Errorf(imaged.ECONFLICT, "'container_format' needs to be set before import")
 	case img.DiskFormat == "":
 		return imaged.Errorf(imaged.ECONFLICT, "'disk_format' needs to be set before import")
+	}
+	if req.Method == imaged.ImportCopyImage {
+		// Glance checks copy_image instead of ownership: an admin
+		// (by default) copies images of any project.
+		return s.enforce(id, imaged.ActionCopyImage, img, "")
 	}
 	if err := s.enforce(id, imaged.ActionModifyImage, img, msgNotOwner); err != nil {
 		return err
@@ -367,21 +406,63 @@ func (s *Service) staleLock(ctx context.Context, taskID string) bool {
 
 // importUpload is the transfer of an import: the image is importing under
 // leaseID; the bytes go to images/<id>/<lease>.
-func (s *Service) importUpload(img *imaged.Image, leaseID string) *upload {
+func (s *Service) importUpload(img *imaged.Image, leaseID string, stores []string, mustAll, copying bool) *upload {
 	u := &upload{s: s, imageID: img.ID, leaseID: leaseID, key: blobKey(img.ID, leaseID),
-		status: imaged.StatusImporting, inspect: true}
-	taskID := img.Properties[propImportTask]
-	u.finish = func(img *imaged.Image, sum uploadSum, vsize *int64) {
-		u.activate(img, sum, vsize)
-		dropImportLock(img, taskID)
+		status: imaged.StatusImporting, inspect: true, mustAll: mustAll}
+	if stores != nil {
+		u.targets = s.targetsOf(stores)
 	}
-	u.onFail = func(img *imaged.Image) { dropImportLock(img, taskID) }
+	taskID := img.Properties[propImportTask]
+	if copying {
+		// The image stays active; its bytes are read back and must
+		// hash to what the image says.
+		u.status, u.restore, u.inspect = imaged.StatusActive, imaged.StatusActive, false
+		u.verify = verifyHashes(img)
+		u.finish = func(img *imaged.Image, _ uploadSum, _ *int64) {
+			img.Locations = append(img.Locations, u.locations()...)
+			dropImportLock(img, taskID, u.failedStores(img))
+		}
+	} else {
+		u.finish = func(img *imaged.Image, sum uploadSum, vsize *int64) {
+			u.activate(img, sum, vsize)
+			dropImportLock(img, taskID, u.failedStores(img))
+		}
+	}
+	u.onFail = func(img *imaged.Image) {
+		// The stores that failed the transfer, or, when the failure
+		// was none of theirs (the data), all of them: none holds it.
+		if len(u.failed) == 0 {
+			u.failed = u.targets
+		}
+		dropImportLock(img, taskID, u.failedStores(img))
+	}
 	return u
 }
 
-// dropImportLock removes the import's lock (if it is still ours) and
-// leaves the store lists as Glance leaves them with a single store.
-func dropImportLock(img *imaged.Image, taskID string) {
+// failedStores is os_glance_failed_import after this transfer: the stores
+// it failed to write, added to those that earlier copies failed (Glance
+// accumulates them), without the ones now holding the image.
+func (u *upload) failedStores(img *imaged.Image) string {
+	var out []string
+	for _, n := range strings.Split(img.Properties[propFailedImport], ",") {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for _, t := range u.failed {
+		if t.name != "" && !slices.Contains(out, t.name) {
+			out = append(out, t.name)
+		}
+	}
+	have := imageStores(img)
+	out = slices.DeleteFunc(out, func(n string) bool { return slices.Contains(have, n) })
+	return strings.Join(out, ",")
+}
+
+// dropImportLock removes the import's lock (if it is still ours), empties
+// os_glance_importing_to_stores and records the stores that failed (empty
+// with the implicit single store, as Glance leaves them).
+func dropImportLock(img *imaged.Image, taskID, failed string) {
 	if img.Properties == nil {
 		img.Properties = map[string]string{}
 	}
@@ -389,7 +470,23 @@ func dropImportLock(img *imaged.Image, taskID string) {
 		delete(img.Properties, propImportTask)
 	}
 	img.Properties[propImportingStores] = ""
-	img.Properties[propFailedImport] = ""
+	img.Properties[propFailedImport] = failed
+}
+
+// copyStores is Glance's handling of a copy-image's stores: with
+// all_stores, those already holding the image are dropped; otherwise
+// naming one of them is a 400.
+func copyStores(img *imaged.Image, stores []string, body map[string]any) ([]string, error) {
+	have := imageStores(img)
+	if all, _ := body["all_stores"].(bool); all {
+		return slices.DeleteFunc(slices.Clone(stores), func(n string) bool { return slices.Contains(have, n) }), nil
+	}
+	for _, n := range stores {
+		if slices.Contains(have, n) {
+			return nil, imaged.Errorf(imaged.EINVALID, "Image is already present at store '%s'", n)
+		}
+	}
+	return stores, nil
 }
 
 // runImport is the background part of an import.
@@ -450,6 +547,8 @@ func (s *Service) importData(ctx context.Context, u *upload, req imaged.ImportRe
 		}
 	case imaged.ImportWebDownload:
 		body, size, err = s.imp.fetcher.Fetch(ctx, req.URI)
+	case imaged.ImportCopyImage:
+		body, size, err = s.copySource(ctx, img)
 	default:
 		err = imaged.Errorf(imaged.EINVALID, "Unknown import method name '%s'.", req.Method)
 	}
@@ -460,10 +559,14 @@ func (s *Service) importData(ctx context.Context, u *upload, req imaged.ImportRe
 	defer body.Close()
 	// The quotas (image_count_uploading, image_size_total) are checked as
 	// the bytes start to move, as Glance's import flow does.
-	in, err := s.AdmitTransfer(ctx, img, body, size)
-	if err != nil {
-		u.fail(ctx, err)
-		return nil, err
+	var in io.Reader = body
+	if req.Method != imaged.ImportCopyImage {
+		// A copy adds no image and its size was admitted when the image
+		// was first stored.
+		if in, err = s.AdmitTransfer(ctx, img, body, size); err != nil {
+			u.fail(ctx, err)
+			return nil, err
+		}
 	}
 	out, err := u.run(ctx, img, in, size)
 	if err != nil {

@@ -73,6 +73,8 @@ func (s *Service) recoverOne(ctx context.Context, img *imaged.Image, now time.Ti
 			cur.Status = imaged.StatusQueued
 		case imaged.StatusSaving:
 			cur.Status = imaged.StatusQueued
+		case imaged.StatusActive:
+			taskID = recoverImport(cur) // an abandoned copy-image
 		}
 		cur.Lease = nil
 		cur.UpdatedAt = t
@@ -88,10 +90,8 @@ func (s *Service) recoverOne(ctx context.Context, img *imaged.Image, now time.Ti
 	s.log.Warn("recovered an abandoned upload: image back to queued", "image", img.ID, "lease", lease.ID,
 		"holder", lease.Holder, "expired", lease.Expires)
 	if s.blobs != nil {
-		key := blobKey(img.ID, lease.ID)
-		if err := s.blobs.Delete(ctx, key); err != nil {
-			s.log.Warn("deleting the bytes of an abandoned upload; the orphan sweep will retry", "image", img.ID, "key", key, "err", err)
-		}
+		// The abandoned transfer may have written into any store.
+		s.deleteKeyEverywhere(ctx, img.ID, blobKey(img.ID, lease.ID))
 		if staged {
 			if err := s.blobs.Delete(ctx, stagingKey(img.ID)); err != nil {
 				s.log.Warn("deleting the staged bytes of an abandoned import", "image", img.ID, "err", err)
@@ -108,19 +108,30 @@ func (s *Service) recoverOne(ctx context.Context, img *imaged.Image, now time.Ti
 // left alone: an upload commits its blob just before the update that
 // records it. It returns how many blobs it deleted.
 func (s *Service) SweepOrphans(ctx context.Context) (int, error) {
-	if s.blobs == nil {
-		return 0, nil
+	deleted := 0
+	for _, t := range s.allTargets() {
+		n, err := s.sweepStore(ctx, t)
+		deleted += n
+		if err != nil {
+			return deleted, err
+		}
 	}
+	return deleted, nil
+}
+
+// sweepStore is SweepOrphans in one store: a blob is kept when a location
+// of its image names this store and key, or its image's lease writes it.
+func (s *Service) sweepStore(ctx context.Context, t blobTarget) (int, error) {
 	cutoff := s.clock.Now().Add(-s.cfg.UploadLease)
 	var candidates []string
-	err := s.blobs.List(ctx, blobPrefix, func(b imaged.BlobInfo) error {
+	err := t.blobs.List(ctx, blobPrefix, func(b imaged.BlobInfo) error {
 		if b.ModTime.Before(cutoff) {
 			candidates = append(candidates, b.Key)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("catalog: list blobs: %w", err)
+		return 0, fmt.Errorf("catalog: list blobs of store %q: %w", t.name, err)
 	}
 	deleted := 0
 	for _, key := range candidates {
@@ -133,14 +144,30 @@ func (s *Service) SweepOrphans(ctx context.Context) (int, error) {
 		case imaged.ErrorCode(err) == imaged.ENOTFOUND:
 		case err != nil:
 			return deleted, fmt.Errorf("catalog: sweep %s: %w", key, err)
-		case dataKey(img) == key, img.Lease != nil && img.Lease.ID == leaseID:
+		case hasLocation(img, t.name, s.defaultTarget().name, key), img.Lease != nil && img.Lease.ID == leaseID:
 			continue
 		}
-		if err := s.blobs.Delete(ctx, key); err != nil {
+		if err := t.blobs.Delete(ctx, key); err != nil {
 			return deleted, fmt.Errorf("catalog: sweep %s: %w", key, err)
 		}
-		s.log.Info("deleted an orphaned blob", "key", key)
+		s.log.Info("deleted an orphaned blob", "store", t.name, "key", key)
 		deleted++
 	}
 	return deleted, nil
+}
+
+// hasLocation reports whether img has a location with key in store; a
+// location naming no store (written before stores were named) is in the
+// default store def.
+func hasLocation(img *imaged.Image, store, def, key string) bool {
+	for _, l := range img.Locations {
+		ls := locationStore(l)
+		if ls == "" {
+			ls = def
+		}
+		if l.URL == locationURL+key && ls == store {
+			return true
+		}
+	}
+	return false
 }

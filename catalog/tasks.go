@@ -125,8 +125,9 @@ func (s *Service) ListTasks(ctx context.Context, q imaged.TaskQuery, marker stri
 // the lock goes with the import.
 func recoverImport(img *imaged.Image) (taskID string) {
 	taskID = img.Properties[propImportTask]
-	if img.Status == imaged.StatusImporting {
-		dropImportLock(img, taskID)
+	if img.Status == imaged.StatusImporting || img.Status == imaged.StatusActive {
+		// An import's or a copy's stores did not get the image.
+		dropImportLock(img, taskID, img.Properties[propImportingStores])
 	}
 	if img.Status == imaged.StatusUploading {
 		img.Size = nil

@@ -117,16 +117,17 @@ func (a *api) routes() {
 		}))
 	}
 
-	a.handle("/v2/images/{id}/file", get(a.downloadImage), put(a.uploadImage))
+	a.handle("/v2/images/{id}/file", get(a.downloadImage), put(a.withStore(a.uploadImage)))
 	a.mux.HandleFunc("/v2/info/usage", a.getUsage)
 
 	// Import, tasks and metadefs come with a later milestone.
 	ni := a.notImplemented
-	a.handle("/v2/images/{id}/stage", put(a.stageImage))
-	a.handle("/v2/images/{id}/import", post(a.importImage))
+	a.handle("/v2/images/{id}/stage", put(a.withStore(a.stageImage)))
+	a.handle("/v2/images/{id}/import", post(a.withStore(a.importImage)))
 	a.handle("/v2/images/{id}/tasks", get(a.imageTasks))
 	a.handle("/v2/info/import", get(a.infoImport))
-	a.handle("/v2/info/stores", get(ni))
+	a.handle("/v2/info/stores", get(a.infoStores))
+	a.handle("/v2/stores/{store}/{id}", del(a.deleteFromStore))
 	a.handle("/v2/tasks", get(a.listTasks), post(ni))
 	a.handle("/v2/tasks/{task}", get(a.getTask), del(ni))
 	for _, s := range []string{"task", "tasks"} {

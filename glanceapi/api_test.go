@@ -376,7 +376,6 @@ func TestNotImplemented(t *testing.T) {
 		{"POST", "/v2/images/" + id + "/import"},
 		{"GET", "/v2/images/" + id + "/tasks"},
 		{"GET", "/v2/info/import"},
-		{"GET", "/v2/info/stores"},
 		{"GET", "/v2/tasks"},
 		{"POST", "/v2/tasks"},
 		{"GET", "/v2/tasks/abc"},

@@ -136,7 +136,7 @@ func (a *api) importImage(w http.ResponseWriter, r *http.Request) {
 	}
 	// One store: Glance without enabled_backends ignores "stores" and
 	// "all_stores", and refuses all_stores_must_succeed=false.
-	if x, ok := body["all_stores_must_succeed"].(bool); ok && !x {
+	if x, ok := body["all_stores_must_succeed"].(bool); ok && !x && !a.multiStore() {
 		a.writeError(w, r, invalid("All_stores_must_succeed can only be set with enabled_backends %s", pyStr(method["uri"])))
 		return
 	}

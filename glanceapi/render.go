@@ -166,7 +166,35 @@ func appendImage(b []byte, img *imaged.Image) []byte {
 	b = appendPyStringBody(b, img.ID)
 	b = append(b, `", "file": "/v2/images/`...)
 	b = appendPyStringBody(b, img.ID)
-	b = append(b, `/file", "schema": "/v2/schemas/image"}`...)
+	b = append(b, `/file", "schema": "/v2/schemas/image"`...)
+	b = appendStores(b, img)
+	return append(b, '}')
+}
+
+// appendStores appends Glance's multi-store "stores" field, the stores of
+// the image's locations joined by commas, when they name any (Glance adds
+// it after the schema filter, so it comes last).
+func appendStores(b []byte, img *imaged.Image) []byte {
+	n := 0
+	for _, l := range img.Locations {
+		st := l.Store
+		if st == "" {
+			st = l.Metadata["store"]
+		}
+		if st == "" {
+			continue
+		}
+		if n == 0 {
+			b = append(b, `, "stores": "`...)
+		} else {
+			b = append(b, ',')
+		}
+		b = appendPyStringBody(b, st)
+		n++
+	}
+	if n > 0 {
+		b = append(b, '"')
+	}
 	return b
 }
 

@@ -19,7 +19,6 @@ import (
 
 	"github.com/imaged/imaged"
 	"github.com/imaged/imaged/auth"
-	blobfs "github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
 	"github.com/imaged/imaged/policy"
@@ -52,6 +51,8 @@ type serveConfig struct {
 	Quotas catalog.Quotas
 	// Import: enabled methods and web-download's SSRF rules.
 	Import importFlags
+	// Stores: named stores (--stores), or one implicit store in StoreDir.
+	Stores storeFlags
 	// DBMaxConns is the database pool size (PostgreSQL: connections per
 	// process; SQLite: the read pool); 0 = the store's default.
 	DBMaxConns int
@@ -120,11 +121,18 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	shutdown := env("SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish at shutdown (IMAGED_SHUTDOWN_TIMEOUT)")
 	parseImport := c.Import.register(fs, env)
+	parseStores := c.Stores.register(fs, env)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if err := parseImport(); err != nil {
 		return nil, err
+	}
+	if err := parseStores(); err != nil {
+		return nil, err
+	}
+	if len(c.Stores.Stores) > 0 && c.StoreDir != "" {
+		return nil, errors.New("--store-dir and --stores exclude each other: name every store in --stores")
 	}
 	for name, err := range envErrs {
 		if fs.Lookup(name) != nil && !isSet(fs, name) {
@@ -277,14 +285,16 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	ccfg.APILimitMax = c.LimitMax
 	ccfg.ImageSizeCap, ccfg.UploadLease = c.ImageSizeCap, c.UploadLease
 	ccfg.Quotas = &c.Quotas
-	// Unbuffered: the catalog already writes in large chunks, and each
-	// chunk reaching the file keeps a slow upload's file young for
-	// PurgeUploads.
-	blobs, err := blobfs.New(c.StoreDir, blobfs.WithBufferSize(0))
+	named, blobs, err := openStores(c.Stores, c.StoreDir)
 	if err != nil {
-		return fmt.Errorf("cannot open image store %s: %w", c.StoreDir, err)
+		return err
 	}
-	images := catalog.New(store, pol, ccfg).WithBlobStore(blobs).WithLogger(log)
+	images := catalog.New(store, pol, ccfg).WithBlobStore(blobs[0]).WithLogger(log)
+	if named != nil {
+		if images, err = images.WithStores(named, c.Stores.Default); err != nil {
+			return err
+		}
+	}
 	if images, err = withImports(images, store, c.Import, log); err != nil {
 		return err
 	}
@@ -369,7 +379,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 // maintain runs one round of data housekeeping: abandoned uploads back to
 // queued, stale uncommitted writes purged, orphaned blobs deleted. Failures
 // are logged; the next round tries again.
-func maintain(ctx context.Context, images *catalog.Service, blobs imaged.BlobStore, ttl time.Duration, log *slog.Logger) {
+func maintain(ctx context.Context, images *catalog.Service, blobs []imaged.BlobStore, ttl time.Duration, log *slog.Logger) {
 	if n, err := images.RecoverAbandoned(ctx); err != nil {
 		if ctx.Err() == nil {
 			log.Error("recovering abandoned uploads", "err", err)
@@ -381,12 +391,14 @@ func maintain(ctx context.Context, images *catalog.Service, blobs imaged.BlobSto
 	// the file; a live upload writes at least every third of a lease (the
 	// catalog hands on slow bodies' chunks that often, and the store is
 	// unbuffered), so only dead ones are this old.
-	if n, err := blobs.PurgeUploads(ctx, ttl); err != nil {
-		if ctx.Err() == nil {
-			log.Error("purging stale uploads", "err", err)
+	for _, b := range blobs {
+		if n, err := b.PurgeUploads(ctx, ttl); err != nil {
+			if ctx.Err() == nil {
+				log.Error("purging stale uploads", "err", err)
+			}
+		} else if n > 0 {
+			log.Info("purged stale uncommitted uploads", "files", n)
 		}
-	} else if n > 0 {
-		log.Info("purged stale uncommitted uploads", "files", n)
 	}
 	if n, err := images.SweepOrphans(ctx); err != nil {
 		if ctx.Err() == nil {
