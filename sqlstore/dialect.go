@@ -72,18 +72,22 @@ func (d *dialect) getSQL(forUpdate bool) string {
 	return q
 }
 
-// orderBy renders one ORDER BY term with Glance's NULL placement (NULL is
-// the smallest value).
-func (d *dialect) orderTerm(b *strings.Builder, col string, desc bool) {
+// orderTerm renders one ORDER BY term with Glance's NULL placement (NULL is
+// the smallest value). The NULLS clause is written only for nullable
+// columns: on a NOT NULL column it changes nothing in the result but stops
+// PostgreSQL from reading the order off an index (whose default NULL order
+// differs), which turned every 20-image page of a large catalog into a
+// sort of all matching rows.
+func (d *dialect) orderTerm(b *strings.Builder, col string, desc, nullable bool) {
 	b.WriteString(col)
 	if desc {
 		b.WriteString(" DESC")
-		if d.nullsKeyword {
+		if d.nullsKeyword && nullable {
 			b.WriteString(" NULLS LAST")
 		}
 	} else {
 		b.WriteString(" ASC")
-		if d.nullsKeyword {
+		if d.nullsKeyword && nullable {
 			b.WriteString(" NULLS FIRST")
 		}
 	}

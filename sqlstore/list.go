@@ -455,8 +455,9 @@ func (s *Store) listSQL(ctx context.Context, q *imaged.ImageQuery) (string, []an
 			order.WriteString(", ")
 			outer.WriteString(", ")
 		}
-		s.d.orderTerm(&order, "i."+k.Key, k.Dir == imaged.Desc)
-		s.d.orderTerm(&outer, k.Key, k.Dir == imaged.Desc)
+		nullable := sortCols[k.Key].nullable
+		s.d.orderTerm(&order, "i."+k.Key, k.Dir == imaged.Desc, nullable)
+		s.d.orderTerm(&outer, k.Key, k.Dir == imaged.Desc, nullable)
 	}
 	var b strings.Builder
 	var args []any
