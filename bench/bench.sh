@@ -23,6 +23,16 @@
 #   BENCH_GLANCE_WORKERS  glance-api workers (1; the README of the peer explains why)
 #   BENCH_IMAGED_ARGS     extra flags for `imaged serve` (e.g. "--log-level warn")
 #   IMAGED_BIN       use this imaged binary instead of building one
+#   BENCH_DATABASE   run imaged on PostgreSQL: the DSN of a server, e.g.
+#                    postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable; each run
+#                    creates a fresh database on it (imaged_bench_<time>_<pid>, via psql) and
+#                    drops it at exit. Empty (the default): SQLite in the data dir.
+#   BENCH_IMAGED_PROCS  imaged processes (1). Above 1 needs BENCH_DATABASE: the processes
+#                    share the one database and one --store-dir, listen on
+#                    BENCH_BACKEND_PORT, +1, ... and bench/lb (a round-robin proxy with
+#                    keep-alive to the backends) listens on BENCH_IMAGED_PORT in front of them.
+#   BENCH_LB         1 = put bench/lb in front even of a single process (to measure the proxy)
+#   BENCH_BACKEND_PORT  first backend port behind the proxy (BENCH_IMAGED_PORT+100)
 #   GLANCE_PEER_DIR  the peer's scripts (default: ../shared/peers/glance next to the repo)
 # With the defaults a run takes about 6 minutes (3 endpoints x 2 conns x 15 s x 2 servers,
 # plus about a minute for the data benchmark; Glance's PUT is the slow part).
@@ -38,6 +48,14 @@ DATA_MIB=${BENCH_DATA_MIB:-1024}
 SINK_PORT=${BENCH_SINK_PORT:-9496}
 IPORT=${BENCH_IMAGED_PORT:-9495}
 GPORT=${BENCH_GLANCE_PORT:-9492}
+PG_SERVER=${BENCH_DATABASE:-}
+NPROCS=${BENCH_IMAGED_PROCS:-1}
+USE_LB=${BENCH_LB:-0}
+BPORT=${BENCH_BACKEND_PORT:-$((IPORT + 100))}
+[ "$NPROCS" -gt 1 ] && USE_LB=1
+if [ "$NPROCS" -gt 1 ] && [ -z "$PG_SERVER" ]; then
+  echo "bench: BENCH_IMAGED_PROCS=$NPROCS needs BENCH_DATABASE=postgres://... (processes share one database)" >&2; exit 1
+fi
 PEER_DIR=${GLANCE_PEER_DIR:-$ROOT/../shared/peers/glance}
 OUT=$ROOT/bench/results/$(date -u +%Y%m%d-%H%M%S)
 TOKEN="bench:benchproj:admin" # the peer's fakeauth reads it as user:project:roles; imaged's tokens file maps it
@@ -45,7 +63,8 @@ AUTH_H="X-Auth-Token: $TOKEN"
 TCK=$(getconf CLK_TCK)
 mkdir -p "$OUT"
 
-for t in wrk curl jq go awk sha512sum; do command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }; done
+NEED="wrk curl jq go awk sha512sum"; [ -n "$PG_SERVER" ] && NEED="$NEED psql"
+for t in $NEED; do command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }; done
 
 note() { echo "$*" | tee -a "$OUT/notes.txt" >&2; }
 
@@ -70,21 +89,26 @@ if want imaged; then
     BIN=$OUT/imaged
     (cd "$ROOT" && go build -o "$BIN" ./cmd/imaged)
   fi
+  if [ "$USE_LB" = 1 ]; then (cd "$ROOT" && go build -o "$OUT/lb" ./bench/lb); fi
 fi
 
 # --- start and stop ----------------------------------------------------------
-IMAGED_PID="" GLANCE_STARTED="" SAMPLER_PID="" SINK_PID="" DATA_TMP=""
+IMAGED_PIDS=() LB_PID="" PG_DB="" GLANCE_STARTED="" SAMPLER_PID="" SINK_PID="" DATA_TMP=""
 GLANCE_ENV=(GLANCE_PEER_PORT="$GPORT" GLANCE_PEER_DATA="$OUT/glance-data" GLANCE_PEER_WORKERS="${BENCH_GLANCE_WORKERS:-1}"
             GLANCE_PEER_AUTH=fakeauth GLANCE_PEER_RBAC=legacy)
 cleanup() {
   [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
   [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
   [ -n "$DATA_TMP" ] && rm -rf "$DATA_TMP"
-  if [ -n "$IMAGED_PID" ]; then
-    kill -TERM "$IMAGED_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$IMAGED_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$IMAGED_PID" 2>/dev/null || true
-  fi
+  [ -n "$LB_PID" ] && kill -TERM "$LB_PID" 2>/dev/null || true
+  local p
+  for p in "${IMAGED_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${IMAGED_PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  # The run's database goes once its imaged processes are gone.
+  [ -n "$PG_DB" ] && psql "$PG_SERVER" -qAtc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
   # stop.sh kills only the pid in its pid file (and that session's workers).
   [ -n "$GLANCE_STARTED" ] && env "${GLANCE_ENV[@]}" "$PEER_DIR/stop.sh" >/dev/null 2>&1 || true
 }
@@ -97,17 +121,45 @@ wait_up() { # $1 url; waits up to 60 s for GET /versions
 
 declare -A URL PIDS_OF
 if want imaged; then
-  mkdir -p "$OUT/imaged-data"
   cat > "$OUT/tokens.yaml" <<EOF
 tokens:
   - {token: "$TOKEN", user_id: bench, project_id: benchproj, roles: [admin, member, reader]}
 EOF
-  # shellcheck disable=SC2086
-  "$BIN" serve --addr "127.0.0.1:$IPORT" --data-dir "$OUT/imaged-data" --auth tokens \
-    --tokens-file "$OUT/tokens.yaml" --policy legacy ${BENCH_IMAGED_ARGS:-} >"$OUT/imaged.log" 2>&1 &
-  IMAGED_PID=$!
+  DBARGS=()
+  if [ -n "$PG_SERVER" ]; then
+    # A fresh database on the given server for this run: same server, the
+    # run's database name instead of the DSN's path.
+    PG_DB=imaged_bench_$(date -u +%Y%m%d%H%M%S)_$$
+    psql "$PG_SERVER" -qAtc "CREATE DATABASE $PG_DB" >/dev/null || { echo "bench: cannot create database $PG_DB on the BENCH_DATABASE server" >&2; PG_DB=""; exit 1; }
+    q=""; [[ $PG_SERVER == *\?* ]] && q="?${PG_SERVER#*\?}"
+    rest=${PG_SERVER%%\?*}; scheme=${rest%%://*}; rest=${rest#*://}
+    PG_DSN="$scheme://${rest%%/*}/$PG_DB$q"
+    DBARGS=(--database "$PG_DSN")
+  fi
+  mkdir -p "$OUT/imaged-store"
+  start_imaged() { # $1 index $2 port
+    mkdir -p "$OUT/imaged-data-$1"
+    # shellcheck disable=SC2086
+    "$BIN" serve --addr "127.0.0.1:$2" --data-dir "$OUT/imaged-data-$1" --store-dir "$OUT/imaged-store" \
+      "${DBARGS[@]}" --auth tokens --tokens-file "$OUT/tokens.yaml" --policy legacy ${BENCH_IMAGED_ARGS:-} \
+      >"$OUT/imaged-$1.log" 2>&1 &
+    IMAGED_PIDS+=($!)
+    wait_up "http://127.0.0.1:$2" || { echo "bench: imaged $1 did not start; see $OUT/imaged-$1.log" >&2; tail -5 "$OUT/imaged-$1.log" >&2; exit 1; }
+  }
+  if [ "$USE_LB" = 1 ]; then
+    BACKENDS=""
+    for i in $(seq 1 "$NPROCS"); do
+      # One at a time: the first one migrates the fresh database.
+      start_imaged "$i" $((BPORT + i - 1))
+      BACKENDS="$BACKENDS${BACKENDS:+,}http://127.0.0.1:$((BPORT + i - 1))"
+    done
+    "$OUT/lb" -addr "127.0.0.1:$IPORT" -backends "$BACKENDS" >"$OUT/lb.log" 2>&1 &
+    LB_PID=$!
+  else
+    start_imaged 1 "$IPORT"
+  fi
   URL[imaged]=http://127.0.0.1:$IPORT
-  wait_up "${URL[imaged]}" || { echo "bench: imaged did not start; see $OUT/imaged.log" >&2; tail -5 "$OUT/imaged.log" >&2; exit 1; }
+  wait_up "${URL[imaged]}" || { echo "bench: imaged (proxy) did not start; see $OUT/lb.log" >&2; exit 1; }
 fi
 if want glance; then
   if ! env "${GLANCE_ENV[@]}" GLANCE_PEER_FRESH=1 "$PEER_DIR/start.sh" >"$OUT/glance-start.log" 2>&1; then
@@ -123,7 +175,8 @@ ORDER=(); for s in imaged glance; do want "$s" && ORDER+=("$s"); done
 
 pids() { # $1 server -> its process ids (Glance: parent and workers of its session)
   case $1 in
-    imaged) echo "$IMAGED_PID" ;;
+    imaged) echo "${IMAGED_PIDS[@]}" ;;
+    lb) echo "$LB_PID" ;;
     glance) pgrep -g "$(cat "$OUT/glance-data/glance-api.pid")" ;;
   esac
 }
@@ -133,6 +186,19 @@ cputicks() { # $1 server -> user+system clock ticks used so far
     # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
     sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12+$13}'
   done | awk '{s+=$1} END{print s+0}'
+}
+# PostgreSQL backends of the run's database: "pid ticks" per backend. A
+# backend that appears between two snapshots counts from zero; one that
+# disappears is lost (imaged keeps its pool's connections open, so they last).
+pgsnap() {
+  local p
+  [ -n "$PG_DB" ] || return 0
+  for p in $(psql "$PG_SERVER" -qAtc "SELECT pid FROM pg_stat_activity WHERE datname = '$PG_DB' AND backend_type = 'client backend'"); do
+    echo "$p $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12+$13}')"
+  done
+}
+pgdelta() { # $1 $2 snapshots -> ticks used between them
+  awk 'NR==FNR {a[$1]=$2; next} $2!="" {d+=$2-a[$1]} END{print d+0}' <(echo "$1") <(echo "$2")
 }
 hwm_kib() { # $1 server -> summed VmHWM of its processes, KiB
   local p
@@ -147,19 +213,43 @@ SAMPLER_PID=$!
   echo "date: $(date -u +%FT%TZ)"
   echo "host: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -m | awk '/Mem:/{print $2}') MiB RAM, kernel $(uname -r)"
   echo "go: $(go version | awk '{print $3}'); wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
-  echo "imaged: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), sqlite, --policy legacy, --auth tokens"
+  echo "imaged: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $([ -n "$PG_DB" ] && echo "PostgreSQL $(psql "$PG_SERVER" -qAtc 'SHOW server_version' 2>/dev/null) (database $PG_DB)" || echo sqlite), $NPROCS process(es)$([ -n "$LB_PID" ] && echo " behind bench/lb"), --policy legacy, --auth tokens"
   want glance && echo "glance: $(dpkg-query -W -f='${Version}' python3-glance 2>/dev/null || echo '?'), glance-api workers=${BENCH_GLANCE_WORKERS:-1}, fakeauth, legacy policy, sqlite"
   echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg); busiest processes: $(ps -eo pcpu=,comm= --sort=-pcpu | head -4 | awk '{printf "%s %s%%; ", $2, $1}')"
 } | tee "$OUT/env.txt" >&2
 
+# CPU of imaged's helpers (PostgreSQL backends, the proxy), measured apart
+# from imaged's own: extra_snap takes a snapshot, extra_cpu turns two into
+# R[imaged,<key>,pgcpu] and R[imaged,<key>,lbcpu], ms per request.
+extra_snap() { # $1 server
+  [ "$1" = imaged ] || return 0
+  pgsnap | sed 's/^/pg /'
+  if [ -n "$LB_PID" ]; then echo "lb $(cputicks lb)"; fi
+  return 0
+}
+extra_cpu() { # $1 server $2 key $3 $4 snapshots $5 requests $6 format
+  [ "$1" = imaged ] || return 0
+  local d
+  if [ -n "$PG_DB" ]; then
+    d=$(pgdelta "$(sed -n 's/^pg //p' <<<"$3")" "$(sed -n 's/^pg //p' <<<"$4")")
+    R[imaged,$2,pgcpu]=$(awk -v d="$d" -v t="$TCK" -v n="$5" -v f="$6" 'BEGIN{printf f, (n>0 ? d*1000/t/n : 0)}')
+  fi
+  if [ -n "$LB_PID" ]; then
+    d=$(( $(sed -n 's/^lb //p' <<<"$4") - $(sed -n 's/^lb //p' <<<"$3") ))
+    R[imaged,$2,lbcpu]=$(awk -v d="$d" -v t="$TCK" -v n="$5" -v f="$6" 'BEGIN{printf f, (n>0 ? d*1000/t/n : 0)}')
+  fi
+  return 0
+}
+
 # --- 1. creates ---------------------------------------------------------------
 declare -A R  # results: R[server,metric]
 for s in "${ORDER[@]}"; do
-  c0=$(cputicks "$s")
+  c0=$(cputicks "$s"); x0=$(extra_snap "$s")
   "$CREATELOAD" -url "${URL[$s]}" -token "$TOKEN" -count "$NIMG" -conns 1 -ids "$OUT/ids-$s.txt" >"$OUT/create-$s.json"
-  c1=$(cputicks "$s")
+  c1=$(cputicks "$s"); x1=$(extra_snap "$s")
   R[$s,create]=$(jq -r .creates_per_s "$OUT/create-$s.json")
   R[$s,create_cpu]=$(awk -v d=$((c1-c0)) -v t="$TCK" -v n="$NIMG" 'BEGIN{printf "%.2f", d*1000/t/n}')
+  extra_cpu "$s" create "$x0" "$x1" "$NIMG" "%.2f"
   R[$s,create_p99]=$(jq -r .p99_ms "$OUT/create-$s.json")
   errs=$(jq -r .errors "$OUT/create-$s.json"); conns=$(jq -r .connections "$OUT/create-$s.json")
   [ "$errs" = 0 ] || note "NOTE: $s: $errs create errors: $(jq -c .first_errors "$OUT/create-$s.json")"
@@ -201,9 +291,9 @@ for e in $ENDPOINTS; do
     for s in "${ORDER[@]}"; do
       p=$(path_of "$e" "$s")
       raw=$OUT/wrk-$e-c$c-$s.txt
-      c0=$(cputicks "$s")
+      c0=$(cputicks "$s"); x0=$(extra_snap "$s")
       wrk -t"$THREADS" -c"$c" -d"${DUR}s" --latency -H "$AUTH_H" "${URL[$s]}$p" >"$raw" 2>&1
-      c1=$(cputicks "$s")
+      c1=$(cputicks "$s"); x1=$(extra_snap "$s")
       read -r rps p50 p99 n bad < <(awk '
         / requests in / {n=$1}
         /Requests\/sec/ {rps=$2}
@@ -214,6 +304,7 @@ for e in $ENDPOINTS; do
       R[$s,$e,$c,p50]=$(to_ms "$p50")
       R[$s,$e,$c,p99]=$(to_ms "$p99")
       R[$s,$e,$c,cpu]=$(awk -v d=$((c1-c0)) -v t="$TCK" -v n="$n" 'BEGIN{printf "%.3f", (n>0 ? d*1000/t/n : 0)}')
+      extra_cpu "$s" "$e,$c" "$x0" "$x1" "$n" "%.3f"
       [ "$bad" = 0 ] || note "NOTE: $s: $bad non-2xx answers in $(label_of "$e") at $c connections"
       echo "$s $(label_of "$e") c=$c: ${R[$s,$e,$c,rps]} req/s p50 ${R[$s,$e,$c,p50]} ms p99 ${R[$s,$e,$c,p99]} ms cpu ${R[$s,$e,$c,cpu]} ms/req" >&2
     done
@@ -298,6 +389,7 @@ row() { # $1 label $2 key $3 check-kind $4 unit
     printf '| %s | %s |\n' "$1" "${b:--}"
   fi
 }
+CPU_NOTE=""; [ "$NPROCS" -gt 1 ] && CPU_NOTE=" (imaged: its $NPROCS processes)"
 {
   if want imaged && want glance; then
     echo "| workload (${DUR} s wrk -t$THREADS runs; $NIMG images each) | imaged | Glance 25.1 | imaged/Glance | target |"
@@ -310,7 +402,9 @@ row() { # $1 label $2 key $3 check-kind $4 unit
     echo "| --- | ---: |"
   fi
   row "POST /v2/images, 1 keep-alive connection: creates/s" create tput
-  row "… server CPU ms per create" create_cpu ""
+  row "… server CPU ms per create$CPU_NOTE" create_cpu ""
+  if [ -n "$PG_DB" ]; then row "… PostgreSQL backends CPU ms per create" create,pgcpu ""; fi
+  if [ -n "$LB_PID" ]; then row "… bench/lb proxy CPU ms per create" create,lbcpu ""; fi
   row "… p99 ms per create" create_p99 ""
   for e in $ENDPOINTS; do
     for c in $CONNS; do
@@ -318,7 +412,9 @@ row() { # $1 label $2 key $3 check-kind $4 unit
       row "$L: req/s" "$e,$c,rps" tput
       row "… p50 ms" "$e,$c,p50" ""
       row "… p99 ms" "$e,$c,p99" "$([ "$c" -ge 16 ] && echo p99)"
-      row "… server CPU ms per request" "$e,$c,cpu" ""
+      row "… server CPU ms per request$CPU_NOTE" "$e,$c,cpu" ""
+      if [ -n "$PG_DB" ]; then row "… PostgreSQL backends CPU ms per request" "$e,$c,pgcpu" ""; fi
+      if [ -n "$LB_PID" ]; then row "… bench/lb proxy CPU ms per request" "$e,$c,lbcpu" ""; fi
     done
   done
   row "peak RSS (VmHWM, MiB; Glance: all processes)" rss rss

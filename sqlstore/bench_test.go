@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,18 +117,48 @@ func benchPostgres(b *testing.B) *sqlstore.Store {
 func BenchmarkListSQLite(b *testing.B) {
 	s := benchSQLite(b)
 	defer s.Close()
-	benchList(b, s)
+	benchList(b, s, nil)
 }
 
 func BenchmarkListPostgres(b *testing.B) {
 	s := benchPostgres(b)
 	defer s.Close()
-	benchList(b, s)
+	benchList(b, s, explainPostgres)
+}
+
+// slowP99 is the latency target of a listing; a query whose p99 misses it
+// gets its plan logged (with -v) so that the miss can be explained.
+const slowP99 = 20 * time.Millisecond
+
+// explainPostgres logs EXPLAIN (ANALYZE, BUFFERS) of a listing query.
+func explainPostgres(b *testing.B, s *sqlstore.Store, q imaged.ImageQuery) {
+	query, args, err := s.ListSQL(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows, err := s.DB().QueryContext(context.Background(), "EXPLAIN (ANALYZE, BUFFERS) "+query, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			b.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("p99 over %v; args %v\n%s\n%s", slowP99, args, query, strings.Join(plan, "\n"))
 }
 
 // benchList lists 20 images with each filter and each sort key of
-// planQueries and reports p50/p99 latencies.
-func benchList(b *testing.B, s *sqlstore.Store) {
+// planQueries and reports p50/p99 latencies; explain, if not nil, is called
+// for each listing whose p99 is over slowP99.
+func benchList(b *testing.B, s *sqlstore.Store, explain func(*testing.B, *sqlstore.Store, imaged.ImageQuery)) {
 	ctx := context.Background()
 	// The marker of the keyset queries sits in the middle of the catalog
 	// and has a size (so that "keyset size desc" has NULL and non-NULL
@@ -151,12 +182,16 @@ func benchList(b *testing.B, s *sqlstore.Store) {
 	for _, name := range names {
 		q := qs[name]
 		b.Run(name, func(b *testing.B) {
-			measure(b, func() error { _, err := s.ListImages(ctx, q); return err })
+			p99 := measure(b, func() error { _, err := s.ListImages(ctx, q); return err })
+			if explain != nil && p99 > slowP99 {
+				explain(b, s, q)
+			}
 		})
 	}
 }
 
-func measure(b *testing.B, fn func() error) {
+// measure runs fn b.N times, reports p50 and p99 in ms and returns p99.
+func measure(b *testing.B, fn func() error) time.Duration {
 	b.ReportAllocs()
 	var lat []time.Duration
 	for b.Loop() {
@@ -172,4 +207,5 @@ func measure(b *testing.B, fn func() error) {
 	}
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	return lat[min(len(lat)-1, int(0.99*float64(len(lat))))]
 }
