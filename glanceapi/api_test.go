@@ -80,23 +80,46 @@ func newEnv(t *testing.T) *env {
 
 func newEnvWith(t *testing.T, wrap func(imaged.ImageService) imaged.ImageService) *env {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqltest.SQLite(t))
+	logger, logs := testLogger()
+	var svc imaged.ImageService = catalog.New(testStore(t), policy.Legacy(), catalog.DefaultConfig()).
+		WithBlobStore(testBlobs(t, "blobs")).WithLogger(logger)
+	if wrap != nil {
+		svc = wrap(svc)
+	}
+	return serveEnv(t, glanceapi.Config{Images: svc, Logger: logger, AuthURI: "http://127.0.0.1:5000/v3"}, logs)
+}
+
+// testStore opens a fresh SQLite metadata store, closed at cleanup.
+func testStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	store, err := sqlstore.Open(context.Background(), sqltest.SQLite(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	blobs, err := fs.New(filepath.Join(t.TempDir(), "blobs"))
+	return store
+}
+
+// testBlobs makes a blob store in a fresh directory named name.
+func testBlobs(t *testing.T, name string) *fs.Store {
+	t.Helper()
+	b, err := fs.New(filepath.Join(t.TempDir(), name))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// testLogger returns a JSON logger and the buffer it writes to.
+func testLogger() (*slog.Logger, *syncBuffer) {
 	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	var svc imaged.ImageService = catalog.New(store, policy.Legacy(), catalog.DefaultConfig()).
-		WithBlobStore(blobs).WithLogger(logger)
-	if wrap != nil {
-		svc = wrap(svc)
-	}
+	return slog.New(slog.NewJSONHandler(logs, nil)), logs
+}
+
+// serveEnv serves cfg over loopback HTTP, authenticating with the test
+// tokens file (cfg.Auth is set here).
+func serveEnv(t *testing.T, cfg glanceapi.Config, logs *syncBuffer) *env {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "tokens.yaml")
 	if err := os.WriteFile(path, []byte(tokensYAML), 0o600); err != nil {
 		t.Fatal(err)
@@ -105,13 +128,8 @@ func newEnvWith(t *testing.T, wrap func(imaged.ImageService) imaged.ImageService
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := glanceapi.New(glanceapi.Config{
-		Images:  svc,
-		Auth:    tf,
-		Logger:  logger,
-		AuthURI: "http://127.0.0.1:5000/v3",
-	})
-	srv := httptest.NewServer(h)
+	cfg.Auth = tf
+	srv := httptest.NewServer(glanceapi.New(cfg))
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, log: logs}
 }

@@ -2,54 +2,25 @@ package glanceapi_test
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/imaged/imaged/auth"
-	"github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
 	"github.com/imaged/imaged/policy"
-	"github.com/imaged/imaged/sqlstore"
-	"github.com/imaged/imaged/sqlstore/sqltest"
 )
 
 // newImportEnv is newEnv with import enabled for the given methods (no
 // fetcher: web-download stays off).
 func newImportEnv(t *testing.T, methods []string) *env {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqltest.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	blobs, err := fs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	svc := catalog.New(store, policy.Legacy(), catalog.DefaultConfig()).WithBlobStore(blobs).WithLogger(logger).
+	logger, logs := testLogger()
+	store := testStore(t)
+	svc := catalog.New(store, policy.Legacy(), catalog.DefaultConfig()).WithBlobStore(testBlobs(t, "blobs")).WithLogger(logger).
 		WithImports(store, catalog.ImportConfig{Methods: methods})
 	t.Cleanup(func() { svc.Close(context.Background()) })
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	if err := os.WriteFile(path, []byte(tokensYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tf, err := auth.NewTokenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := glanceapi.New(glanceapi.Config{Images: svc, Auth: tf, Logger: logger, ImportMethods: svc.ImportMethods()})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, log: logs}
+	return serveEnv(t, glanceapi.Config{Images: svc, Logger: logger, ImportMethods: svc.ImportMethods()}, logs)
 }
 
 func postImport(t *testing.T, e *env, id, token, body string) resp {

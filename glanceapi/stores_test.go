@@ -3,63 +3,34 @@ package glanceapi_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imaged/imaged"
-	"github.com/imaged/imaged/auth"
-	"github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
 	"github.com/imaged/imaged/policy"
-	"github.com/imaged/imaged/sqlstore"
-	"github.com/imaged/imaged/sqlstore/sqltest"
 )
 
 // newStoresEnv is the real stack with two named stores, each a
 // directory: fast (the default, described) and slow.
 func newStoresEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, sqltest.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	store := testStore(t)
 	var named []catalog.NamedStore
 	for _, n := range []string{"fast", "slow"} {
-		b, err := fs.New(filepath.Join(t.TempDir(), n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		named = append(named, catalog.NamedStore{Name: n, Blobs: b})
+		named = append(named, catalog.NamedStore{Name: n, Blobs: testBlobs(t, n)})
 	}
 	named[0].Description = "Fast store"
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	logger, logs := testLogger()
 	svc, err := catalog.New(store, policy.Legacy(), catalog.DefaultConfig()).WithLogger(logger).WithStores(named, "fast")
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc = svc.WithImports(store, catalog.ImportConfig{Methods: []string{imaged.ImportGlanceDirect}})
 	t.Cleanup(func() { svc.Close(context.Background()) })
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	if err := os.WriteFile(path, []byte(tokensYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tf, err := auth.NewTokenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := glanceapi.New(glanceapi.Config{Images: svc, Auth: tf, Logger: logger, ImportMethods: svc.ImportMethods()})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, log: logs}
+	return serveEnv(t, glanceapi.Config{Images: svc, Logger: logger, ImportMethods: svc.ImportMethods()}, logs)
 }
 
 // jsonMessage is the message of a JSON error body, Glance's trailer cut.

@@ -1,56 +1,24 @@
 package glanceapi_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/imaged/imaged"
-	"github.com/imaged/imaged/auth"
-	"github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
 	"github.com/imaged/imaged/policy"
-	"github.com/imaged/imaged/sqlstore"
-	"github.com/imaged/imaged/sqlstore/sqltest"
 )
 
 // newQuotaEnv is newEnv with per-project quotas.
 func newQuotaEnv(t *testing.T, q catalog.Quotas) *env {
 	t.Helper()
-	store, err := sqlstore.Open(context.Background(), sqltest.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	blobs, err := fs.New(filepath.Join(t.TempDir(), "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := catalog.DefaultConfig()
 	cfg.Quotas = &q
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	if err := os.WriteFile(path, []byte(tokensYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tf, err := auth.NewTokenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	srv := httptest.NewServer(glanceapi.New(glanceapi.Config{
-		Images: catalog.New(store, policy.Legacy(), cfg).WithBlobStore(blobs).WithLogger(logger),
-		Auth:   tf,
-		Logger: logger,
-	}))
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, log: logs}
+	logger, logs := testLogger()
+	svc := catalog.New(testStore(t), policy.Legacy(), cfg).WithBlobStore(testBlobs(t, "blobs")).WithLogger(logger)
+	return serveEnv(t, glanceapi.Config{Images: svc, Logger: logger}, logs)
 }
 
 func TestUsage(t *testing.T) {
