@@ -41,19 +41,25 @@ func cli(t *testing.T, home string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func TestGlanceCLI(t *testing.T) {
-	t.Parallel()
-	glance := needTool(t, "glance")
-	s := startServer(t)
-	home := t.TempDir()
-	g := func(args ...string) string {
+// glanceAs returns a function that runs the glance CLI against s with a
+// token and fails the test when the command fails.
+func glanceAs(t *testing.T, s *server, glance, home, token string) func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
-		out, err := cli(t, home, append([]string{glance, "--os-image-url", s.URL, "--os-auth-token", tokAlice}, args...)...)
+		out, err := cli(t, home, append([]string{glance, "--os-image-url", s.URL, "--os-auth-token", token}, args...)...)
 		if err != nil {
 			t.Fatalf("glance %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return out
 	}
+}
+
+func TestGlanceCLI(t *testing.T) {
+	t.Parallel()
+	glance := needTool(t, "glance")
+	s := startServer(t)
+	home := t.TempDir()
+	g := glanceAs(t, s, glance, home, tokAlice)
 	out := g("image-create", "--name", "cli-img", "--disk-format", "qcow2", "--container-format", "bare", "--property", "os_distro=cirros")
 	id := fieldOf(t, out, "id")
 	if !strings.Contains(out, "cirros") || !strings.Contains(out, "queued") {

@@ -429,14 +429,7 @@ func TestCLIImageData(t *testing.T) {
 		t.Parallel()
 		glance := needTool(t, "glance")
 		home := t.TempDir()
-		g := func(args ...string) string {
-			t.Helper()
-			out, err := cli(t, home, append([]string{glance, "--os-image-url", s.URL, "--os-auth-token", tokAlice}, args...)...)
-			if err != nil {
-				t.Fatalf("glance %s: %v\n%s", strings.Join(args, " "), err, out)
-			}
-			return out
-		}
+		g := glanceAs(t, s, glance, home, tokAlice)
 		id := s.newImage(t, tokAlice, "glance-data")
 		g("image-upload", "--file", in, id)
 		checkHashes(t, s.image(t, tokAlice, id), data)

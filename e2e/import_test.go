@@ -219,14 +219,7 @@ func TestCLIImport(t *testing.T) {
 	glance := needTool(t, "glance")
 	s := startServer(t)
 	home := t.TempDir()
-	g := func(args ...string) string {
-		t.Helper()
-		out, err := cli(t, home, append([]string{glance, "--os-image-url", s.URL, "--os-auth-token", tokAlice}, args...)...)
-		if err != nil {
-			t.Fatalf("glance %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	g := glanceAs(t, s, glance, home, tokAlice)
 	out := g("import-info")
 	// The table wraps long values: compare without the layout.
 	flat := strings.NewReplacer("|", "", " ", "", "\n", "").Replace(out)
