@@ -316,12 +316,7 @@ func appendTask(b []byte, t *imaged.Task) []byte {
 	b = appendPyString(b, t.ID)
 	b = append(b, `, "input": `...)
 	b = appendTaskInput(b, t.Input)
-	b = append(b, `, "type": `...)
-	b = appendPyString(b, t.Type)
-	b = append(b, `, "status": `...)
-	b = appendPyString(b, string(t.Status))
-	b = append(b, `, "owner": `...)
-	b = appendNullString(b, t.Owner)
+	b = appendTaskKind(b, t)
 	b = append(b, `, "message": `...)
 	b = appendPyString(b, t.Message)
 	b = append(b, `, "result": `...)
@@ -352,16 +347,22 @@ func appendTask(b []byte, t *imaged.Task) []byte {
 	return append(b, '}')
 }
 
-// appendTaskStub is a task of GET /v2/tasks.
-func appendTaskStub(b []byte, t *imaged.Task) []byte {
-	b = append(b, `{"id": `...)
-	b = appendPyString(b, t.ID)
+// appendTaskKind writes the type, status and owner members every task
+// shape has, in Glance's order.
+func appendTaskKind(b []byte, t *imaged.Task) []byte {
 	b = append(b, `, "type": `...)
 	b = appendPyString(b, t.Type)
 	b = append(b, `, "status": `...)
 	b = appendPyString(b, string(t.Status))
 	b = append(b, `, "owner": `...)
-	b = appendNullString(b, t.Owner)
+	return appendNullString(b, t.Owner)
+}
+
+// appendTaskStub is a task of GET /v2/tasks.
+func appendTaskStub(b []byte, t *imaged.Task) []byte {
+	b = append(b, `{"id": `...)
+	b = appendPyString(b, t.ID)
+	b = appendTaskKind(b, t)
 	b = append(b, `, "created_at": `...)
 	b = appendTime(b, t.CreatedAt)
 	b = append(b, `, "updated_at": `...)
@@ -380,12 +381,7 @@ func appendTaskStub(b []byte, t *imaged.Task) []byte {
 func appendDBTask(b []byte, t *imaged.Task) []byte {
 	b = append(b, `{"id": `...)
 	b = appendPyString(b, t.ID)
-	b = append(b, `, "type": `...)
-	b = appendPyString(b, t.Type)
-	b = append(b, `, "status": `...)
-	b = appendPyString(b, string(t.Status))
-	b = append(b, `, "owner": `...)
-	b = appendNullString(b, t.Owner)
+	b = appendTaskKind(b, t)
 	b = append(b, `, "expires_at": `...)
 	if t.ExpiresAt != nil {
 		b = appendPyTime(b, *t.ExpiresAt)
