@@ -3,6 +3,7 @@ package imaged
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Error codes. Each outer surface maps them to its own protocol in one place
@@ -15,12 +16,46 @@ const (
 	ECONFLICT       = "conflict"            // state or uniqueness conflict (409)
 	ETOOLARGE       = "too_large"           // a quota or size limit was exceeded (413)
 	EUNSUPPORTED    = "unsupported"         // unsupported media type (415)
+	EREFUSED        = "refused"             // understood, but refused where it would run: a registry that forbids deletes, a runtime not built in (422)
 	ERANGE          = "range"               // unsatisfiable range (416)
 	EPRECONDITION   = "precondition_failed" // a conditional request's precondition (If-Match) failed (412)
 	ENOTIMPLEMENTED = "not_implemented"     // a known endpoint that is not built yet (501)
 	EUNAVAILABLE    = "unavailable"         // a dependency is down (503)
 	EINTERNAL       = "internal"            // a bug or an unexpected failure (500)
 )
+
+// HTTPStatus is the HTTP status of an error code: the one place where
+// domain errors become HTTP, for every HTTP surface. Unknown codes
+// (internal errors) are 500.
+func HTTPStatus(code string) int {
+	switch code {
+	case EINVALID:
+		return http.StatusBadRequest
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case EFORBIDDEN:
+		return http.StatusForbidden
+	case ENOTFOUND:
+		return http.StatusNotFound
+	case ECONFLICT:
+		return http.StatusConflict
+	case EPRECONDITION:
+		return http.StatusPreconditionFailed
+	case ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType
+	case ERANGE:
+		return http.StatusRequestedRangeNotSatisfiable
+	case EREFUSED:
+		return http.StatusUnprocessableEntity
+	case ENOTIMPLEMENTED:
+		return http.StatusNotImplemented
+	case EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
 
 // Error is an application error with a code and a message that is safe to
 // show to the client. Wrap it with fmt.Errorf("...: %w", err) freely: the

@@ -8,6 +8,9 @@ type Identity struct {
 	UserID    string
 	ProjectID string // the owner of images this identity creates; "" = none
 	Roles     []string
+	// ServiceRoles are the roles of a valid X-Service-Token sent with the
+	// request (an OpenStack service acting for the user); nil = none.
+	ServiceRoles []string
 }
 
 // HasRole reports whether the identity has the named role (case-insensitive,
@@ -56,6 +59,13 @@ const (
 	identityKey contextKey = iota
 	requestIDKey
 )
+
+// ServiceAuthenticator is implemented by authenticators that also honour
+// an X-Service-Token (Keystone): surfaces call it instead of Authenticate
+// when a request carries one.
+type ServiceAuthenticator interface {
+	AuthenticateWithService(ctx context.Context, token, serviceToken string) (*Identity, error)
+}
 
 // NewContextWithIdentity returns a context carrying id.
 func NewContextWithIdentity(ctx context.Context, id *Identity) context.Context {

@@ -45,6 +45,33 @@ type Policy interface {
 	// IsAdmin reports whether id has administrative powers (sees every
 	// image, may set any owner).
 	IsAdmin(id *Identity) bool
+	// CheckContainer returns the error code of id performing action (one
+	// of the ActionContainer*) on a container image: "" when allowed,
+	// EUNAUTHORIZED without identity, ENOTFOUND when id may not see img,
+	// EFORBIDDEN when it may see it but not do action. img nil asks about
+	// a catalog-wide operation (registries, rescans, the audit log).
+	CheckContainer(id *Identity, action Action, img *ContainerImage) string
+}
+
+// Container image operations, as the access rules tell them apart (the
+// values are the words error messages use).
+const (
+	ActionContainerRead    Action = "read"
+	ActionContainerForget  Action = "forget"
+	ActionContainerRestore Action = "restore"
+	ActionContainerPurge   Action = "purge"
+	ActionContainerUntag   Action = "untag"
+	ActionContainerModify  Action = "modify" // also resource limits and aliases
+)
+
+// ContainerOwnerAction reports whether the owner of a customized image may
+// perform a on it.
+func ContainerOwnerAction(a Action) bool {
+	switch a {
+	case ActionContainerForget, ActionContainerRestore, ActionContainerPurge, ActionContainerUntag:
+		return true
+	}
+	return false
 }
 
 // Further Glance image policies, used by the locations and import surfaces.

@@ -27,14 +27,20 @@ func IfMatchFromContext(ctx context.Context) ([]int64, bool) {
 // CheckIfMatch returns EPRECONDITION if ctx carries expected versions and
 // img's Version is not among them, nil otherwise.
 func CheckIfMatch(ctx context.Context, img *Image) error {
+	return CheckVersion(ctx, img.ID, img.Version)
+}
+
+// CheckVersion is CheckIfMatch for any catalog row (a container image
+// shares its id and version with its catalog image).
+func CheckVersion(ctx context.Context, id string, version int64) error {
 	versions, ok := IfMatchFromContext(ctx)
 	if !ok {
 		return nil
 	}
 	for _, v := range versions {
-		if v == img.Version {
+		if v == version {
 			return nil
 		}
 	}
-	return Errorf(EPRECONDITION, "Image %s has changed since it was read (If-Match).", img.ID)
+	return Errorf(EPRECONDITION, "Image %s has changed since it was read (If-Match).", id)
 }

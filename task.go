@@ -47,7 +47,25 @@ type Task struct {
 	CreatedAt time.Time // UTC, microseconds
 	UpdatedAt time.Time
 	ExpiresAt *time.Time // set when the task ends: when it may be purged
+	// Progress and Errors are kept by native background tasks (registry
+	// rescans, agent fan-outs); Glance's import tasks leave them zero.
+	Progress TaskProgress
+	Errors   []string
 }
+
+// TaskProgress counts a background task's work items.
+type TaskProgress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// Native task types (the /api/v1 tasks). Glance's task API lists only
+// its own types.
+const (
+	TaskTypeRegistryRescan = "registry_rescan"
+	TaskTypeAgentPurge     = "agent_purge"
+	TaskTypeAgentPreload   = "agent_preload"
+)
 
 // TaskQuery selects and orders tasks (Glance's GET /v2/tasks).
 type TaskQuery struct {
