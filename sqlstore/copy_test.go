@@ -156,7 +156,9 @@ func TestCopy(t *testing.T) {
 					t.Errorf("progress for %s ended at %d, want %d", table, progressed[table], want[table])
 				}
 			}
-			if !reflect.DeepEqual(counts, want) {
+			// Tables this fixture leaves empty (containers, agents,
+			// metadefs, ...) are copied too; only rows are compared.
+			if !reflect.DeepEqual(nonZero(counts), nonZero(want)) {
 				t.Errorf("counts = %v, want %v", counts, want)
 			}
 			if want["images"] != 60 || want["tasks"] == 0 || want["image_members"] == 0 {
@@ -196,8 +198,8 @@ func TestCopy(t *testing.T) {
 			if counts, err = sqlstore.Copy(ctx, from, to, nil, sqlstore.CopyForce()); err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(counts, want) {
-				t.Errorf("forced counts = %v, want %v", counts, want)
+			if !reflect.DeepEqual(nonZero(counts), nonZero(want)) {
+				t.Errorf("forced counts = %v, want %v", nonZero(counts), nonZero(want))
 			}
 			if got := dump(t, to); !reflect.DeepEqual(got, before) {
 				t.Error("forced copy differs from the source")
@@ -297,4 +299,17 @@ func TestDatabaseVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nonZero drops the tables without rows: the fixture leaves the tables of
+// later features (containers, agents, metadefs, ...) empty, and Copy
+// reports them with 0.
+func nonZero(c sqlstore.Counts) sqlstore.Counts {
+	out := sqlstore.Counts{}
+	for t, n := range c {
+		if n != 0 {
+			out[t] = n
+		}
+	}
+	return out
 }

@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/imaged/imaged"
@@ -287,8 +289,8 @@ const denseTag = 2000
 // tags together match fewer than denseTag images, one subquery driven by
 // the rarest tag (probing the others on image_tags, so that images rows
 // are read only for real matches) yields the ids; otherwise each tag is an
-// EXISTS probe on the walk. PostgreSQL keeps per-value statistics and gets
-// one semi-join per tag.
+// EXISTS probe on the walk. PostgreSQL gets one semi-join per tag; a
+// sparse tag set is found beforehand by sparseIDs.
 func (s *Store) tagConds(ctx context.Context, w *where, tags []string) error {
 	tags = uniqueSorted(tags)
 	if len(tags) == 0 {
@@ -323,22 +325,27 @@ func (s *Store) tagConds(ctx context.Context, w *where, tags []string) error {
 			driver, least = i, n
 		}
 	}
-	// The others, probed per tagged image of the driving tag.
-	var others strings.Builder
-	var otherArgs []any
-	for i, t := range tags {
-		if i != driver {
-			others.WriteString(" AND EXISTS (SELECT 1 FROM image_tags t2 WHERE t2.image_id = t.image_id AND t2.value = ?)")
-			otherArgs = append(otherArgs, t)
-		}
-	}
-	sel := "SELECT t.image_id FROM image_tags t WHERE t.value = ?" + others.String()
-	selArgs := append([]any{tags[driver]}, otherArgs...)
+	sel, selArgs := tagIntersection(tags, driver)
 	sparse := least < denseTag
 	if !sparse && len(tags) > 1 {
-		n, err := count("SELECT count(*) FROM ("+sel+" LIMIT ?)", selArgs...)
+		// Counted as an INTERSECT of the tags' own index ranges: two
+		// ordered scans, cheaper than probing every image of the
+		// driving tag for the others.
+		inter := strings.Repeat("SELECT image_id FROM image_tags WHERE value = ? INTERSECT ", len(tags)-1) + "SELECT image_id FROM image_tags WHERE value = ?"
+		targs := make([]any, len(tags))
+		for i, t := range tags {
+			targs[i] = t
+		}
+		n, err := count("SELECT count(*) FROM ("+inter+" LIMIT ?)", targs...)
 		if err != nil {
 			return err
+		}
+		if n == 0 {
+			// Common tags that no image has together: SQLite would
+			// still walk the sort index through the whole catalog
+			// looking for a member of the empty set (80 ms at 1M).
+			w.add("0 = 1")
+			return nil
 		}
 		sparse = n < denseTag
 	}
@@ -350,6 +357,176 @@ func (s *Store) tagConds(ctx context.Context, w *where, tags []string) error {
 		w.add("EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id AND t.value = ?)", t)
 	}
 	return nil
+}
+
+// tagIntersection selects the ids of the images having every tag, driven
+// by tags[driver] (t) and probing the others per tagged image.
+func tagIntersection(tags []string, driver int) (string, []any) {
+	var b strings.Builder
+	b.WriteString("SELECT t.image_id FROM image_tags t WHERE t.value = ?")
+	args := []any{tags[driver]}
+	for i, t := range tags {
+		if i != driver {
+			b.WriteString(" AND EXISTS (SELECT 1 FROM image_tags t2 WHERE t2.image_id = t.image_id AND t2.value = ?)")
+			args = append(args, t)
+		}
+	}
+	return b.String(), args
+}
+
+// renumber shifts the $n placeholders of a rebound PostgreSQL query by
+// shift, for a query that repeats it with its arguments again.
+func renumber(q string, shift int) string {
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		b.WriteByte(q[i])
+		if q[i] != '$' {
+			continue
+		}
+		j := i + 1
+		for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+			j++
+		}
+		if n, err := strconv.Atoi(q[i+1 : j]); err == nil {
+			b.WriteString(strconv.Itoa(n + shift))
+			i = j - 1
+		}
+	}
+	return b.String()
+}
+
+// tagsProbeSQL selects the live images having every tag of a JSON array,
+// through images_tags_gin (PostgreSQL, migration 0008), whose expression it
+// repeats.
+const tagsProbeSQL = `SELECT i.id FROM images i WHERE i.deleted_at IS NULL AND (i.tags_json::jsonb) @> ?::jsonb`
+
+// sparseIDs finds, on PostgreSQL, a filter of q that matches fewer than
+// denseTag images and returns all their ids (ok false: every filter is
+// dense, or q has none that the planner misjudges).
+//
+// PostgreSQL plans a page as either "walk the sort index and keep the
+// matching rows until the limit" or "read every matching row and sort";
+// which one is cheap depends on how many rows match, and for tag
+// intersections (it multiplies the tags' frequencies), property pairs and
+// ranges at the edge of a histogram or correlated with the sort order
+// (updated_at under a created_at sort) its estimate can be off by orders of
+// magnitude: an empty intersection of two common tags walked the whole
+// catalog in seconds. So, as on SQLite, a capped read through each such
+// filter's own index (at most denseTag+1 index entries) settles it: a
+// filter with fewer matches hands its complete id set to the page query
+// ("id = ANY(ids)", primary key lookups and a sort of at most denseTag
+// rows); otherwise the walk is right, since a dense filter fills a page
+// after a few thousand rows of the walk at most (unless the filter is
+// correlated with the sort order: see docs/benchmarks-store.md).
+func (s *Store) sparseIDs(ctx context.Context, q *imaged.ImageQuery, sortKeys []imaged.SortKey) ([]string, bool, error) {
+	if s.d.name != Postgres || len(q.IDs) > 0 || len(q.Names) > 0 || q.Checksum != "" || q.OSHashValue != "" {
+		return nil, false, nil // already a handful of rows through a unique-ish index
+	}
+	type probe struct {
+		sql  string
+		args []any
+	}
+	var probes []probe
+	switch tags := uniqueSorted(q.Tags); len(tags) {
+	case 0:
+	case 1:
+		probes = append(probes, probe{"SELECT t.image_id FROM image_tags t WHERE t.value = ?", []any{tags[0]}})
+	default:
+		// The intersection itself, through the GIN index of migration
+		// 0008 (it intersects the tags' posting lists): it is never
+		// larger than a tag's own set, and it is the case the planner
+		// gets most wrong (it multiplies the tags' frequencies), as in
+		// two common tags that no image has both of.
+		all, err := json.Marshal(tags)
+		if err != nil {
+			return nil, false, err
+		}
+		probes = append(probes, probe{tagsProbeSQL, []any{string(all)}})
+	}
+	props := make([]string, 0, len(q.Properties))
+	for k := range q.Properties {
+		props = append(props, k)
+	}
+	sort.Strings(props)
+	for _, k := range props {
+		probes = append(probes, probe{"SELECT p.image_id FROM image_properties p WHERE p.name = ? AND p.value = ?", []any{k, q.Properties[k]}})
+	}
+	// A range on the sort's first key is the walk's own bound; any other
+	// range is read in its index's order, so that the probe is a seek and
+	// a scan of at most denseTag+1 entries whatever the planner believes.
+	rangeProbe := func(col string, nullable bool, conds []string, args []any) {
+		if len(conds) == 0 || sortKeys[0].Key == col {
+			return
+		}
+		var order strings.Builder
+		s.d.orderTerm(&order, "i."+col, false, nullable)
+		probes = append(probes, probe{"SELECT i.id FROM images i WHERE i.deleted_at IS NULL AND " + strings.Join(conds, " AND ") + " ORDER BY " + order.String(), args})
+	}
+	var conds []string
+	var args []any
+	if q.SizeMin != nil {
+		conds, args = append(conds, "i.size >= ?"), append(args, *q.SizeMin)
+	}
+	if q.SizeMax != nil {
+		conds, args = append(conds, "i.size <= ?"), append(args, *q.SizeMax)
+	}
+	rangeProbe("size", true, conds, args)
+	for _, tf := range []struct {
+		col     string
+		filters []imaged.TimeFilter
+	}{{"created_at", q.CreatedAt}, {"updated_at", q.UpdatedAt}} {
+		conds, args = nil, nil
+		for _, f := range tf.filters {
+			op, ok := timeOps[f.Op]
+			if !ok {
+				return nil, false, imaged.Errorf(imaged.EINVALID, "Invalid operator %s for %s", f.Op, tf.col)
+			}
+			conds, args = append(conds, "i."+tf.col+" "+op+" ?"), append(args, micros(f.Value))
+		}
+		rangeProbe(tf.col, false, conds, args)
+	}
+	// read returns the ids a probe selects, or dense. A dense filter
+	// costs a scan of denseTag+1 index entries on the server and nothing
+	// on the wire; the ids are gathered (as one JSON array) only when
+	// there are at most denseTag of them: PostgreSQL evaluates the ELSE
+	// subquery only when the CASE reaches it.
+	read := func(query string, args []any) (ids []string, dense bool, err error) {
+		q := s.d.rebind(query)
+		text := fmt.Sprintf("SELECT CASE WHEN EXISTS (%s OFFSET %d) THEN NULL ELSE (SELECT coalesce(json_agg(p.id), '[]') FROM (%s LIMIT %d) p(id)) END",
+			q, denseTag, renumber(q, len(args)), denseTag)
+		err = s.stmts.query(ctx, text, append(append([]any(nil), args...), args...), func(rows *sql.Rows) error {
+			var list sql.NullString
+			if !rows.Next() {
+				return rows.Err()
+			}
+			if err := rows.Scan(&list); err != nil {
+				return err
+			}
+			if dense = !list.Valid; dense {
+				return nil
+			}
+			return json.Unmarshal([]byte(list.String), &ids)
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("sqlstore: probe filter: %w", err)
+		}
+		return ids, dense, nil
+	}
+	best := []string{} // never nil: pgx would send NULL, not an empty array
+	found := false
+	for _, p := range probes {
+		ids, dense, err := read(p.sql, p.args)
+		if err != nil {
+			return nil, false, err
+		}
+		if !dense && (!found || len(ids) < len(best)) {
+			best, found = append(best[:0:0], ids...), true
+			if len(ids) == 0 {
+				break
+			}
+		}
+	}
+	return best, found, nil
 }
 
 // listSQL builds the listing query for q (exported to tests through
@@ -420,6 +597,14 @@ func (s *Store) listSQL(ctx context.Context, q *imaged.ImageQuery) (string, []an
 	if err := s.tagConds(ctx, w, q.Tags); err != nil {
 		return "", nil, err
 	}
+	ids, sparse, err := s.sparseIDs(ctx, q, sortKeys)
+	if err != nil {
+		return "", nil, err
+	}
+	if sparse {
+		// The other filters stay: they are checked on these few rows.
+		w.add("i.id = ANY(?)", ids)
+	}
 	if len(q.Properties) > 0 {
 		names := make([]string, 0, len(q.Properties))
 		for k := range q.Properties {
@@ -461,6 +646,35 @@ func (s *Store) listSQL(ctx context.Context, q *imaged.ImageQuery) (string, []an
 	}
 	var b strings.Builder
 	var args []any
+	if sparse {
+		// A MATERIALIZED CTE is planned on its own, for all its rows and
+		// without the page's LIMIT, so PostgreSQL reads the few ids by
+		// primary key instead of walking the sort index in the hope of
+		// meeting them early (it would when the ids are old images
+		// under a newest-first sort). The keyset test and the sort
+		// then apply to at most denseTag rows.
+		b.WriteString("WITH m AS MATERIALIZED (SELECT ")
+		b.WriteString(imageCols)
+		b.WriteString(" FROM images i WHERE ")
+		b.WriteString(strings.Join(w.conds, " AND "))
+		b.WriteString(") SELECT * FROM m i")
+		args = append(args, w.args...)
+		if q.After != nil {
+			var alts []cond
+			for _, br := range keyset(&where{}, sortKeys, q.After) {
+				alts = append(alts, cond{"(" + strings.Join(br.conds, " AND ") + ")", br.args})
+			}
+			var after where
+			after.addOr(alts)
+			b.WriteString(" WHERE ")
+			b.WriteString(after.conds[0])
+			args = append(args, after.args...)
+		}
+		b.WriteString(" ORDER BY ")
+		b.WriteString(order.String())
+		fmt.Fprintf(&b, " LIMIT %d", q.Limit)
+		return s.d.rebind(b.String()), args, nil
+	}
 	page := func(w *where) {
 		b.WriteString("SELECT ")
 		b.WriteString(imageCols)

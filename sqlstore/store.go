@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
-	_ "modernc.org/sqlite"             // registers driver "sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers driver "sqlite"
 
 	"github.com/imaged/imaged"
 )
@@ -34,6 +36,8 @@ type options struct {
 	clock     imaged.Clock
 	readConns int
 	pgConns   int
+	idleConns int           // 0: as many as the pool holds
+	lifetime  time.Duration // 0: connections live forever
 }
 
 // WithClock sets the clock used for tombstone times (DeletedAt).
@@ -45,6 +49,15 @@ func WithReadConns(n int) Option { return func(o *options) { o.readConns = n } }
 
 // WithMaxConns sets the PostgreSQL pool size (default 16).
 func WithMaxConns(n int) Option { return func(o *options) { o.pgConns = n } }
+
+// WithMaxIdleConns caps the idle connections kept by the PostgreSQL pool or
+// the SQLite read pool (default: the pool size, so none is ever closed for
+// idleness).
+func WithMaxIdleConns(n int) Option { return func(o *options) { o.idleConns = n } }
+
+// WithConnMaxLifetime closes pooled connections after d (default: never);
+// the single SQLite writer connection is kept.
+func WithConnMaxLifetime(d time.Duration) Option { return func(o *options) { o.lifetime = d } }
 
 // Store is an imaged.ImageStore over SQLite or PostgreSQL. It is safe for
 // concurrent use.
@@ -77,12 +90,23 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s.d = postgresDialect
-		s.w, err = sql.Open("pgx", dsn)
+		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
-			return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+			return nil, imaged.Errorf(imaged.EINVALID, "sqlstore: bad PostgreSQL DSN: %v", err)
 		}
+		// Listings are prepared once and run with many parameter values,
+		// and their right plan depends on the values (how rare a tag is,
+		// where a range falls); a generic plan (PostgreSQL may switch to
+		// one after five runs) cannot see that "size <= $1" matches
+		// nothing and may walk a million rows to find it out. Planning a
+		// listing costs under a millisecond.
+		if _, ok := cfg.RuntimeParams["plan_cache_mode"]; !ok {
+			cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+		}
+		s.w = stdlib.OpenDB(*cfg)
 		s.w.SetMaxOpenConns(o.pgConns)
-		s.w.SetMaxIdleConns(o.pgConns)
+		s.w.SetMaxIdleConns(o.idle(o.pgConns))
+		s.w.SetConnMaxLifetime(o.lifetime)
 		s.r = s.w
 	} else {
 		s.d = sqliteDialect
@@ -104,9 +128,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("sqlstore: open sqlite: %w", err)
 		}
 		s.r.SetMaxOpenConns(o.readConns)
-		s.r.SetMaxIdleConns(o.readConns)
+		s.r.SetMaxIdleConns(o.idle(o.readConns))
 		s.r.SetConnMaxIdleTime(0)
-		s.r.SetConnMaxLifetime(0)
+		s.r.SetConnMaxLifetime(o.lifetime)
 	}
 	if err := s.w.PingContext(ctx); err != nil {
 		s.Close()
@@ -126,6 +150,14 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	}
 	s.stmts = newStmtCache(s.r, maxListStmts)
 	return s, nil
+}
+
+// idle is the idle-connection cap of a pool of size n.
+func (o *options) idle(n int) int {
+	if o.idleConns > 0 && o.idleConns < n {
+		return o.idleConns
+	}
+	return n
 }
 
 // sqliteDSNs turns a SQLite path into the writer's and the readers' DSNs.

@@ -14,7 +14,7 @@ import (
 
 var _ imaged.TaskStore = (*Store)(nil)
 
-const taskCols = `id, type, status, owner, image_id, request_id, user_id, input_json, result_json, message, created_at, updated_at, expires_at`
+const taskCols = `id, type, status, owner, image_id, request_id, user_id, input_json, result_json, message, created_at, updated_at, expires_at, progress_done, progress_total, errors_json`
 
 func taskNotFound(id string) error {
 	return imaged.Errorf(imaged.ENOTFOUND, "Task with the given id %s was not found", id)
@@ -50,9 +50,16 @@ func scanTask(sc rowScanner) (*imaged.Task, error) {
 		owner, image, req, user, in, r sql.NullString
 		c, u                           int64
 		exp                            sql.NullInt64
+		errs                           sql.NullString
 	)
-	if err := sc.Scan(&t.ID, &t.Type, &status, &owner, &image, &req, &user, &in, &r, &t.Message, &c, &u, &exp); err != nil {
+	if err := sc.Scan(&t.ID, &t.Type, &status, &owner, &image, &req, &user, &in, &r, &t.Message, &c, &u, &exp,
+		&t.Progress.Done, &t.Progress.Total, &errs); err != nil {
 		return nil, err
+	}
+	if errs.Valid {
+		if err := json.Unmarshal([]byte(errs.String), &t.Errors); err != nil {
+			return nil, fmt.Errorf("sqlstore: decode task errors: %w", err)
+		}
 	}
 	t.Status = imaged.TaskStatus(status)
 	t.Owner, t.ImageID, t.RequestID, t.UserID = owner.String, image.String, req.String, user.String
@@ -81,8 +88,19 @@ func taskArgs(t *imaged.Task) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// No errors is NULL, so that a task without any reads back with a nil
+	// slice, as it was written.
+	var errs any
+	if len(t.Errors) > 0 {
+		b, err := json.Marshal(t.Errors)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: encode task errors: %w", err)
+		}
+		errs = string(b)
+	}
 	return []any{t.ID, t.Type, string(t.Status), nullStr(t.Owner), nullStr(t.ImageID), nullStr(t.RequestID),
-		nullStr(t.UserID), in, res, t.Message, micros(t.CreatedAt), micros(t.UpdatedAt), nullTime(t.ExpiresAt)}, nil
+		nullStr(t.UserID), in, res, t.Message, micros(t.CreatedAt), micros(t.UpdatedAt), nullTime(t.ExpiresAt),
+		t.Progress.Done, t.Progress.Total, errs}, nil
 }
 
 // CreateTask inserts a task; ECONFLICT if its id is taken.
@@ -94,7 +112,7 @@ func (s *Store) CreateTask(ctx context.Context, t *imaged.Task) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.w.ExecContext(ctx, s.d.rebind(`INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`), args...)
+	res, err := s.w.ExecContext(ctx, s.d.rebind(`INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`), args...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create task: %w", err)
 	}
@@ -143,7 +161,7 @@ func (s *Store) UpdateTask(ctx context.Context, id string, fn func(*imaged.Task)
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(ctx, s.d.rebind(`UPDATE tasks SET type = ?, status = ?, owner = ?, image_id = ?, request_id = ?, user_id = ?, input_json = ?, result_json = ?, message = ?, created_at = ?, updated_at = ?, expires_at = ? WHERE id = ?`),
+	_, err = tx.ExecContext(ctx, s.d.rebind(`UPDATE tasks SET type = ?, status = ?, owner = ?, image_id = ?, request_id = ?, user_id = ?, input_json = ?, result_json = ?, message = ?, created_at = ?, updated_at = ?, expires_at = ?, progress_done = ?, progress_total = ?, errors_json = ? WHERE id = ?`),
 		append(args[1:], id)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: update task: %w", err)

@@ -1,5 +1,7 @@
 // Package storetest is the conformance suite of imaged.ImageStore. Every
 // backend runs it: Run(t, func(t) imaged.ImageStore { ... fresh store ... }).
+// RunTasks and RunContainers are the suites of imaged.TaskStore and
+// imaged.ContainerStore (containers.go), which backends run the same way.
 // It uses only the imaged interfaces, and checks listings against a
 // brute-force model of ImageQuery's documented (Glance) semantics.
 package storetest

@@ -70,6 +70,16 @@ func testTaskRoundTrip(t *testing.T, s imaged.TaskStore) {
 	if got, err := s.GetTask(ctx, bare.ID); err != nil || !reflect.DeepEqual(got, bare) {
 		t.Fatalf("bare task: got %+v, %v; want %+v", got, err, bare)
 	}
+	// A native task keeps its progress and errors (quotes and unicode
+	// survive the JSON round trip).
+	native := &imaged.Task{ID: uuid(r), Type: imaged.TaskTypeRegistryRescan, Status: imaged.TaskProcessing, CreatedAt: base, UpdatedAt: base,
+		Progress: imaged.TaskProgress{Done: 7, Total: 1 << 40}, Errors: []string{`repo "a": 401`, "ü"}}
+	if err := s.CreateTask(ctx, native); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetTask(ctx, native.ID); err != nil || !reflect.DeepEqual(got, native) {
+		t.Fatalf("native task: got %+v, %v; want %+v", got, err, native)
+	}
 }
 
 func testTaskUpdate(t *testing.T, s imaged.TaskStore) {
@@ -90,6 +100,8 @@ func testTaskUpdate(t *testing.T, s imaged.TaskStore) {
 		t.Message = "Copied 0 MiB"
 		t.UpdatedAt = base.Add(time.Second)
 		t.ExpiresAt = &exp
+		t.Progress = imaged.TaskProgress{Done: 3, Total: 10}
+		t.Errors = append(t.Errors, "registry unreachable")
 		return nil
 	})
 	if err != nil {
@@ -100,7 +112,8 @@ func testTaskUpdate(t *testing.T, s imaged.TaskStore) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got, out) || got.Status != imaged.TaskSuccess || got.Message != "Copied 0 MiB" ||
-		got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.Result["image_id"] != tk.ImageID {
+		got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.Result["image_id"] != tk.ImageID ||
+		got.Progress != (imaged.TaskProgress{Done: 3, Total: 10}) || !slices.Equal(got.Errors, []string{"registry unreachable"}) {
 		t.Fatalf("after update: %+v (returned %+v)", got, out)
 	}
 }

@@ -1,0 +1,4 @@
+-- Nothing on SQLite: PostgreSQL's 0008 adds a GIN index for tag
+-- intersections, which SQLite has no equivalent of; its listing keeps
+-- intersecting through image_tags (see tagConds in list.go). The version is
+-- recorded so that both dialects share schema versions.
