@@ -66,6 +66,9 @@ func (r *Rules) IsAdmin(id *imaged.Identity) bool {
 // Allow reports whether id may perform action on target. A nil identity and
 // an unknown action are denied.
 func (r *Rules) Allow(id *imaged.Identity, action imaged.Action, t imaged.PolicyTarget) bool {
+	if id != nil && IsMetadefAction(action) {
+		return r.AllowMetadef(id, action, t)
+	}
 	if id == nil || !known(action) {
 		return false
 	}
@@ -85,7 +88,8 @@ func known(a imaged.Action) bool {
 		imaged.ActionDeactivate, imaged.ActionReactivate, imaged.ActionDownloadImage, imaged.ActionUploadImage,
 		imaged.ActionAddMember, imaged.ActionGetMember, imaged.ActionGetMembers, imaged.ActionModifyMember,
 		imaged.ActionDeleteMember, imaged.ActionGetImageLocation, imaged.ActionSetImageLocation,
-		imaged.ActionDeleteImageLocation, imaged.ActionCopyImage:
+		imaged.ActionDeleteImageLocation, imaged.ActionCopyImage,
+		imaged.ActionCacheList, imaged.ActionCacheImage, imaged.ActionCacheDelete:
 		return true
 	}
 	return false
@@ -142,7 +146,8 @@ func (r *Rules) allowSecure(id *imaged.Identity, action imaged.Action, t imaged.
 		return reader && (owner || imageMember)
 	case imaged.ActionModifyMember:
 		return member && imageMember
-	case imaged.ActionPublicizeImage, imaged.ActionDeleteImageLocation, imaged.ActionCopyImage:
+	case imaged.ActionPublicizeImage, imaged.ActionDeleteImageLocation, imaged.ActionCopyImage,
+		imaged.ActionCacheList, imaged.ActionCacheImage, imaged.ActionCacheDelete:
 		return false // role:admin
 	}
 	return false
@@ -151,8 +156,10 @@ func (r *Rules) allowSecure(id *imaged.Identity, action imaged.Action, t imaged.
 func (r *Rules) allowLegacy(id *imaged.Identity, action imaged.Action, t imaged.PolicyTarget) bool {
 	admin := r.IsAdmin(id)
 	switch action {
-	case imaged.ActionPublicizeImage, imaged.ActionCopyImage:
-		// The only image rules without a deprecated open alternative.
+	case imaged.ActionPublicizeImage, imaged.ActionCopyImage,
+		imaged.ActionCacheList, imaged.ActionCacheImage, imaged.ActionCacheDelete:
+		// The only image rules without a deprecated open alternative
+		// (the cache rules are role:admin in both sets).
 		return admin
 	case imaged.ActionAddImage:
 		// check_admin_or_same_owner: a requested owner must be the

@@ -59,6 +59,9 @@ func TestAllowMatrix(t *testing.T) {
 			imaged.ActionPublicizeImage:      "Y.....",
 			imaged.ActionDeleteImageLocation: "Y.....",
 			imaged.ActionCopyImage:           "Y.....",
+			imaged.ActionCacheList:           "Y.....",
+			imaged.ActionCacheImage:          "Y.....",
+			imaged.ActionCacheDelete:         "Y.....",
 			imaged.ActionDownloadImage:       "Y.YYYY", // reader-only may not download
 			imaged.ActionGetImageLocation:    "YYY...",
 			imaged.ActionAddMember:           "Y.Y...",
@@ -81,6 +84,9 @@ func TestAllowMatrix(t *testing.T) {
 			imaged.ActionCommunitizeImage:    "YYYYYY", // modify_image is checked too
 			imaged.ActionPublicizeImage:      "Y.....",
 			imaged.ActionCopyImage:           "Y.....",
+			imaged.ActionCacheList:           "Y.....",
+			imaged.ActionCacheImage:          "Y.....",
+			imaged.ActionCacheDelete:         "Y.....",
 			imaged.ActionDownloadImage:       "YYYYYY",
 			imaged.ActionGetImageLocation:    "YYYYYY",
 			imaged.ActionAddMember:           "YYY...",
@@ -127,6 +133,7 @@ var allActions = []imaged.Action{
 	imaged.ActionAddMember, imaged.ActionGetMember, imaged.ActionGetMembers, imaged.ActionModifyMember,
 	imaged.ActionDeleteMember, imaged.ActionGetImageLocation, imaged.ActionSetImageLocation,
 	imaged.ActionDeleteImageLocation, imaged.ActionCopyImage,
+	imaged.ActionCacheList, imaged.ActionCacheImage, imaged.ActionCacheDelete,
 }
 
 func ptr(s string) *string { return &s }
