@@ -1,0 +1,4 @@
+package agent
+
+// PullStreamError exposes the progress-stream parser to the fuzz tests.
+var PullStreamError = pullStreamError

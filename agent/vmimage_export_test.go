@@ -1,0 +1,4 @@
+package agent
+
+// ParseGlanceRef exposes the glance:// reference parser to the fuzz tests.
+var ParseGlanceRef = parseGlanceRef
