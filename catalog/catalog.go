@@ -54,6 +54,11 @@ type Config struct {
 	Holder string
 	// Quotas are the per-project quotas (see Quotas); nil = unlimited.
 	Quotas *Quotas
+	// ShowMultipleLocations and ShowImageDirectURL are Glance's
+	// show_multiple_locations and show_image_direct_url (both off by
+	// default): locations in image responses and changes to them.
+	ShowMultipleLocations bool
+	ShowImageDirectURL    bool
 }
 
 // Defaults of the upload options.
@@ -100,6 +105,8 @@ type Service struct {
 	stores *storeSet        // nil: the one implicit store (blobs); see WithStores
 	imp    *importer        // nil: import and tasks are unavailable (WithImports)
 	log    *slog.Logger
+	cache  imaged.ImageCache // nil: no image cache (WithImageCache)
+	extLoc imaged.URLFetcher // nil: no http(s) locations (WithLocationFetcher)
 }
 
 var _ imaged.ImageService = (*Service)(nil)

@@ -582,8 +582,13 @@ func (s *Service) DownloadImage(ctx context.Context, imageID string) (*imaged.Im
 		return nil, err
 	}
 	data := &imaged.ImageData{Image: img}
+	if open := s.cachedOpen(img); open != nil {
+		data.Open = open
+		return data, nil
+	}
 	key, blobs := s.readLocation(img)
 	if key == "" || img.Size == nil || blobs == nil {
+		data.Open = s.externalOpen(img)
 		return data, nil
 	}
 	size := *img.Size

@@ -85,6 +85,8 @@ type importer struct {
 	fetcher imaged.URLFetcher
 	methods []string
 	ttl     time.Duration
+	// gd is glance-download's configuration (nil = not enabled).
+	gd *glanceDownloader
 	// wg counts background imports; ctx cancels them (Close).
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -370,7 +372,7 @@ func (s *Service) checkImport(id *imaged.Identity, img *imaged.Image, req imaged
 		return imaged.Errorf(imaged.ECONFLICT, "Image with status active cannot be target for import")
 	case img.Status != imaged.StatusActive && req.Method == imaged.ImportCopyImage:
 		return imaged.Errorf(imaged.ECONFLICT, "Only images with status active can be targeted for copying")
-	case req.Method == imaged.ImportWebDownload && img.Status != imaged.StatusQueued:
+	case (req.Method == imaged.ImportWebDownload || req.Method == ImportGlanceDownload) && img.Status != imaged.StatusQueued:
 		return imaged.Errorf(imaged.ECONFLICT, "Image needs to be in 'queued' state to use '%s' method", req.Method)
 	case req.Method == imaged.ImportGlanceDirect && img.Status != imaged.StatusUploading:
 		return imaged.Errorf(imaged.ECONFLICT, "Image needs to be staged before 'glance-direct' method can be used")
@@ -378,6 +380,11 @@ func (s *Service) checkImport(id *imaged.Identity, img *imaged.Image, req imaged
 		return imaged.Errorf(imaged.ECONFLICT, "'container_format' needs to be set before import")
 	case img.DiskFormat == "":
 		return imaged.Errorf(imaged.ECONFLICT, "'disk_format' needs to be set before import")
+	}
+	if req.Method == ImportGlanceDownload {
+		if err := checkGlanceDownload(req.Body); err != nil {
+			return err
+		}
 	}
 	if req.Method == imaged.ImportCopyImage {
 		// Glance checks copy_image instead of ownership: an admin
@@ -549,6 +556,11 @@ func (s *Service) importData(ctx context.Context, u *upload, req imaged.ImportRe
 		body, size, err = s.imp.fetcher.Fetch(ctx, req.URI)
 	case imaged.ImportCopyImage:
 		body, size, err = s.copySource(ctx, img)
+	case ImportGlanceDownload:
+		var got *imaged.Image
+		if got, body, size, err = s.glanceDownloadSource(ctx, u, img, req); err == nil {
+			img = got
+		}
 	default:
 		err = imaged.Errorf(imaged.EINVALID, "Unknown import method name '%s'.", req.Method)
 	}

@@ -116,6 +116,9 @@ func (s *Service) validateChange(c change) error {
 	if c.op == "remove" {
 		return nil
 	}
+	if root == "locations" {
+		return validateLocationChange(c)
+	}
 	if len(c.path) == 1 {
 		return s.schema.validate(root, c.value)
 	}
@@ -163,6 +166,10 @@ func (s *Service) UpdateImage(ctx context.Context, imageID string, ops []imaged.
 	if len(changes) == 0 {
 		return img, imaged.CheckIfMatch(ctx, img)
 	}
+	lo, err := s.prepareLocations(ctx, id, img, changes)
+	if err != nil {
+		return nil, err
+	}
 	now := s.clock.Now()
 	out, err := s.store.UpdateImage(ctx, imageID, func(img *imaged.Image) error {
 		// Inside the serialised update: an If-Match sees the version
@@ -170,7 +177,8 @@ func (s *Service) UpdateImage(ctx context.Context, imageID string, ops []imaged.
 		if err := imaged.CheckIfMatch(ctx, img); err != nil {
 			return err
 		}
-		if err := s.applyChanges(id, img, changes); err != nil {
+		lo.removed = nil // fn may run again
+		if err := s.applyChanges(id, img, changes, lo); err != nil {
 			return err
 		}
 		img.UpdatedAt = now
@@ -183,24 +191,27 @@ func (s *Service) UpdateImage(ctx context.Context, imageID string, ops []imaged.
 		}
 		return nil, fmt.Errorf("catalog: update image %s: %w", imageID, err)
 	}
+	s.dropRemovedBytes(ctx, out, lo.removed)
 	return out, nil
 }
 
 // applyChanges runs parsed changes on img for id, then Glance's checks at
 // save (quotas, the caller still seeing the image).
-func (s *Service) applyChanges(id *imaged.Identity, img *imaged.Image, changes []change) error {
+func (s *Service) applyChanges(id *imaged.Identity, img *imaged.Image, changes []change, lo *locPlan) error {
 	if img.Properties == nil {
 		img.Properties = map[string]string{}
 	}
 	oldOwner := img.Owner
 	for _, c := range changes {
 		var err error
-		switch c.op {
-		case "replace":
+		switch {
+		case c.root() == "locations":
+			err = s.applyLocationChange(id, img, c, lo)
+		case c.op == "replace":
 			err = s.doReplace(id, img, c)
-		case "add":
+		case c.op == "add":
 			err = s.doAdd(id, img, c)
-		case "remove":
+		case c.op == "remove":
 			err = s.doRemove(id, img, c)
 		}
 		if err != nil {
@@ -236,23 +247,9 @@ func (s *Service) updateProperty(id *imaged.Identity, img *imaged.Image, name st
 	return s.enforce(id, imaged.ActionModifyImage, img, msgNotOwner)
 }
 
-// locationsHidden is Glance's answer to every location change when
-// show_multiple_locations is off (its default): imaged keeps locations
-// to itself.
-func (s *Service) locationsHidden(id *imaged.Identity, img *imaged.Image, action imaged.Action, verb string) error {
-	if err := s.enforce(id, action, img, msgNotOwner); err != nil {
-		return err
-	}
-	return imaged.Errorf(imaged.EFORBIDDEN, "It's not allowed to %s locations if locations are invisible.", verb)
-}
-
 func (s *Service) doReplace(id *imaged.Identity, img *imaged.Image, c change) error {
 	root := c.root()
 	switch {
-	case root == "locations" && isEmpty(c.value):
-		return imaged.Detailf(imaged.EFORBIDDEN, "Cannot set locations to empty list.")
-	case root == "locations":
-		return s.locationsHidden(id, img, imaged.ActionSetImageLocation, "update")
 	case root == "owner" && !s.pol.IsAdmin(id):
 		return imaged.Detailf(imaged.EFORBIDDEN, "Owner can't be updated by non admin.")
 	}
@@ -271,9 +268,6 @@ func (s *Service) doReplace(id *imaged.Identity, img *imaged.Image, c change) er
 
 func (s *Service) doAdd(id *imaged.Identity, img *imaged.Image, c change) error {
 	root := c.root()
-	if root == "locations" {
-		return s.locationsHidden(id, img, imaged.ActionSetImageLocation, "add")
-	}
 	if err := s.updateProperty(id, img, root, c.value); err != nil {
 		return err
 	}
@@ -290,9 +284,6 @@ func (s *Service) doAdd(id *imaged.Identity, img *imaged.Image, c change) error 
 
 func (s *Service) doRemove(id *imaged.Identity, img *imaged.Image, c change) error {
 	root := c.root()
-	if root == "locations" {
-		return s.locationsHidden(id, img, imaged.ActionDeleteImageLocation, "remove")
-	}
 	if err := s.updateProperty(id, img, root, nil); err != nil {
 		return err
 	}

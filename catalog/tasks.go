@@ -71,6 +71,11 @@ func (s *Service) GetTask(ctx context.Context, taskID string) (*imaged.Task, err
 		return nil, errTasksAPI()
 	}
 	t, err := s.imp.tasks.GetTask(ctx, taskID)
+	if err == nil && !glanceTaskType(t.Type) {
+		// The native API's tasks (rescans, agent fan-outs) share the
+		// store but are not Glance tasks.
+		err = imaged.Errorf(imaged.ENOTFOUND, "not a Glance task")
+	}
 	if err != nil {
 		if imaged.ErrorCode(err) == imaged.ENOTFOUND {
 			return nil, imaged.Errorf(imaged.ENOTFOUND, "Could not find task %s", taskID)
@@ -79,6 +84,12 @@ func (s *Service) GetTask(ctx context.Context, taskID string) (*imaged.Task, err
 	}
 	return t, nil
 }
+
+// glanceTaskTypes are the task types Glance's tasks API shows: its legacy
+// "import" and interoperable import's api_image_import.
+func glanceTaskTypes() []string { return []string{imaged.TaskTypeImageImport, "import"} }
+
+func glanceTaskType(t string) bool { return slices.Contains(glanceTaskTypes(), t) }
 
 // ListTasks returns one page of tasks (admins only). The limit is capped
 // at api_limit_max; marker is a task id.
@@ -92,6 +103,15 @@ func (s *Service) ListTasks(ctx context.Context, q imaged.TaskQuery, marker stri
 	}
 	if !s.pol.IsAdmin(id) {
 		return nil, errTasksAPI()
+	}
+	// Only Glance's task types: a filter on another type matches nothing.
+	if len(q.Types) == 0 {
+		q.Types = glanceTaskTypes()
+	} else {
+		q.Types = slices.DeleteFunc(slices.Clone(q.Types), func(t string) bool { return !glanceTaskType(t) })
+		if len(q.Types) == 0 {
+			return []*imaged.Task{}, nil
+		}
 	}
 	if q.SortKey != "" && !slices.Contains(imaged.TaskSortKeys, q.SortKey) {
 		return nil, imaged.Errorf(imaged.EINVALID, "Sort key supplied was not valid.")

@@ -107,6 +107,10 @@ func New(root string, opts ...Option) (*Store, error) {
 func (s *Store) Root() string { return s.root }
 
 // path returns the file of a valid key.
+// Path returns the file holding a committed blob, which file://
+// locations name.
+func (s *Store) Path(key string) string { return s.path(key) }
+
 func (s *Store) path(key string) string {
 	segs := strings.Split(key, "/")
 	for i := range segs[:len(segs)-1] {
