@@ -38,6 +38,9 @@ type Config struct {
 	// exceed the service's own cap, or "next" links go missing.
 	DefaultLimit int
 	MaxLimit     int
+	// Metadefs serves the metadata definitions API (/v2/metadefs); nil
+	// answers those routes with 501.
+	Metadefs imaged.MetadefService
 }
 
 // api is the handler New returns.
@@ -128,17 +131,23 @@ func (a *api) routes() {
 	a.handle("/v2/info/import", get(a.infoImport))
 	a.handle("/v2/info/stores", get(a.infoStores))
 	a.handle("/v2/stores/{store}/{id}", del(a.deleteFromStore))
-	a.handle("/v2/tasks", get(a.listTasks), post(ni))
-	a.handle("/v2/tasks/{task}", get(a.getTask), del(ni))
+	a.handle("/v2/tasks", get(a.listTasks), post(a.createTask))
+	a.handle("/v2/tasks/{task}", get(a.getTask), del(a.deleteTask))
+	a.handle("/v2/cache", get(a.cacheState), del(a.clearCache))
+	a.handle("/v2/cache/{id}", del(a.deleteCacheEntry), put(a.queueImage))
 	for _, s := range []string{"task", "tasks"} {
 		body := schemaBody(s)
 		a.handle("/v2/schemas/"+s, get(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, r, http.StatusOK, body)
 		}))
 	}
-	a.mux.HandleFunc("/v2/schemas/metadefs/", ni)
-	a.mux.HandleFunc("/v2/metadefs", ni)
-	a.mux.HandleFunc("/v2/metadefs/", ni)
+	if a.cfg.Metadefs != nil {
+		a.metadefRoutes()
+	} else {
+		a.mux.HandleFunc("/v2/schemas/metadefs/", ni)
+		a.mux.HandleFunc("/v2/metadefs", ni)
+		a.mux.HandleFunc("/v2/metadefs/", ni)
+	}
 
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, &apiError{status: http.StatusNotFound, text: defaultExplanation(http.StatusNotFound)})
@@ -247,7 +256,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	id, err := a.cfg.Auth.Authenticate(r.Context(), r.Header.Get("X-Auth-Token"))
+	id, err := a.authenticate(r)
 	if err != nil {
 		if imaged.ErrorCode(err) == imaged.EUNAUTHORIZED {
 			writeAPIError(w, r, &apiError{status: http.StatusUnauthorized,
@@ -364,4 +373,17 @@ func (a *api) readJSON(w http.ResponseWriter, r *http.Request) (any, error) {
 		return v, nil
 	}
 	return nil, invalid("Unexpected body type. Expected list/dict.")
+}
+
+// authenticate validates the request's token and, when the authenticator
+// honours them (Keystone), its X-Service-Token, as keystonemiddleware does
+// in front of Glance.
+func (a *api) authenticate(r *http.Request) (*imaged.Identity, error) {
+	token := r.Header.Get("X-Auth-Token")
+	if svc := r.Header.Get("X-Service-Token"); svc != "" {
+		if sa, ok := a.cfg.Auth.(imaged.ServiceAuthenticator); ok {
+			return sa.AuthenticateWithService(r.Context(), token, svc)
+		}
+	}
+	return a.cfg.Auth.Authenticate(r.Context(), token)
 }

@@ -12,36 +12,9 @@ import (
 	"github.com/imaged/imaged"
 )
 
-// statusFor maps an error code of the core to an HTTP status. It is the one
-// place where domain errors become HTTP.
-func statusFor(code string) int {
-	switch code {
-	case imaged.EINVALID:
-		return http.StatusBadRequest
-	case imaged.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case imaged.EFORBIDDEN:
-		return http.StatusForbidden
-	case imaged.ENOTFOUND:
-		return http.StatusNotFound
-	case imaged.ECONFLICT:
-		return http.StatusConflict
-	case imaged.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case imaged.EUNSUPPORTED:
-		return http.StatusUnsupportedMediaType
-	case imaged.ERANGE:
-		return http.StatusRequestedRangeNotSatisfiable
-	case imaged.EPRECONDITION:
-		return http.StatusPreconditionFailed
-	case imaged.ENOTIMPLEMENTED:
-		return http.StatusNotImplemented
-	case imaged.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
+// statusFor maps an imaged error code to its HTTP status (imaged.HTTPStatus,
+// the one place that does).
+func statusFor(code string) int { return imaged.HTTPStatus(code) }
 
 // webobTitle is the reason phrase webob puts in the status line and in
 // error bodies; Go's net/http phrases differ for a few codes (413, 416).
@@ -110,6 +83,7 @@ const (
 	tmplDefault errTemplate = iota // "${explanation}<br /><br />\n${detail}\n${html_comment}\n"
 	tmpl405                        // names the request method
 	tmpl415                        // names the request's media type
+	tmplBare                       // "${explanation}" alone (Glance's body_template='${explanation}')
 )
 
 // apiError is an error response as Glance (webob's HTTPException) renders it.
@@ -129,6 +103,8 @@ func (e *apiError) body(esc func(string) string) string {
 		return "The method " + esc(e.text) + " is not allowed for this resource. <br /><br />\n"
 	case tmpl415:
 		return "The request media type " + esc(e.text) + " is not supported by this server.\n<br /><br />\n"
+	case tmplBare:
+		return esc(e.text)
 	}
 	return esc(e.text) + "<br /><br />\n" + esc(e.detail) + "\n\n"
 }

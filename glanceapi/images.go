@@ -104,7 +104,7 @@ func (a *api) createImage(w http.ResponseWriter, r *http.Request) {
 	if len(a.cfg.ImportMethods) > 0 {
 		h.Set("OpenStack-image-import-methods", strings.Join(a.cfg.ImportMethods, ","))
 	}
-	a.writeRendered(w, r, http.StatusCreated, func(b []byte) []byte { return appendImage(b, img) })
+	a.writeRendered(w, r, http.StatusCreated, func(b []byte) []byte { return appendImageWith(b, img, a.locView(r)) })
 }
 
 func (a *api) getImage(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +118,7 @@ func (a *api) getImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setImageETag(w, img)
-	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImage(b, img) })
+	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImageWith(b, img, a.locView(r)) })
 }
 
 const (
@@ -155,7 +155,7 @@ func (a *api) updateImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setImageETag(w, img)
-	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImage(b, img) })
+	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImageWith(b, img, a.locView(r)) })
 }
 
 func (a *api) deleteImage(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +234,7 @@ func (a *api) listImages(w http.ResponseWriter, r *http.Request) {
 	if len(imgs) > 0 && len(imgs) >= lq.limit {
 		next = "/v2/images?" + encodeParams(append(link, param{"marker", imgs[len(imgs)-1].ID}))
 	}
-	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImageList(b, imgs, first, next) })
+	a.writeRendered(w, r, http.StatusOK, func(b []byte) []byte { return appendImageListWith(b, imgs, first, next, a.locView(r)) })
 }
 
 // Member handlers.

@@ -101,7 +101,10 @@ func appendTime(b []byte, t time.Time) []byte {
 // (sorted, so that output is stable), then the core attributes in Glance's
 // order, null where unset. Locations and direct_url stay hidden, as with
 // Glance's default show_multiple_locations/show_image_direct_url = False.
-func appendImage(b []byte, img *imaged.Image) []byte {
+func appendImage(b []byte, img *imaged.Image) []byte { return appendImageWith(b, img, nil) }
+
+// appendImageWith is appendImage showing locations as lv says (nil: none).
+func appendImageWith(b []byte, img *imaged.Image, lv *locView) []byte {
 	b = append(b, '{')
 	if len(img.Properties) > 0 {
 		keys := make([]string, 0, len(img.Properties))
@@ -155,6 +158,7 @@ func appendImage(b []byte, img *imaged.Image) []byte {
 	b = appendTime(b, img.CreatedAt)
 	b = append(b, `, "updated_at": `...)
 	b = appendTime(b, img.UpdatedAt)
+	b = lv.appendLocations(b, img)
 	b = append(b, `, "tags": [`...)
 	for i, t := range img.Tags {
 		if i > 0 {
@@ -216,12 +220,17 @@ func appendMember(b []byte, m *imaged.Member) []byte {
 
 // appendImageList appends the body of GET /v2/images.
 func appendImageList(b []byte, imgs []*imaged.Image, first, next string) []byte {
+	return appendImageListWith(b, imgs, first, next, nil)
+}
+
+// appendImageListWith is appendImageList showing locations as lv says.
+func appendImageListWith(b []byte, imgs []*imaged.Image, first, next string, lv *locView) []byte {
 	b = append(b, `{"images": [`...)
 	for i, img := range imgs {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = appendImage(b, img)
+		b = appendImageWith(b, img, lv)
 	}
 	b = append(b, `], "first": `...)
 	b = appendPyString(b, first)
