@@ -58,4 +58,13 @@ if ! pg_up; then
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   pg_up || echo "install-test-deps: PostgreSQL is not reachable on 127.0.0.1:5432" >&2
 fi
+
+# 3. Each further dependency has its own script in scripts/deps (a real
+# OCI registry, podman, Keystone, ...); they share apt_install through the
+# environment-free convention of being sourced here.
+for dep in "$(dirname "$0")"/deps/*.sh; do
+  [ -e "$dep" ] || continue
+  # shellcheck source=/dev/null
+  . "$dep" || echo "install-test-deps: $dep failed" >&2
+done
 exit 0

@@ -24,7 +24,15 @@ type importFlags struct {
 	// Defaults are safe: http(s) to ports 80 and 443 of public addresses
 	// only (webfetch denies loopback, private, link-local... by default).
 	Fetch webfetch.Config
+	// GlanceDownload says whether glance-download is enabled when
+	// Keystone is (see register); GlanceDownloadListed says
+	// --import-methods named it, which needs --auth keystone.
+	GlanceDownload       *bool
+	GlanceDownloadListed bool
 }
+
+// importGlanceDownload is Glance's name of the cross-region import.
+const importGlanceDownload = "glance-download"
 
 // register adds the import flags to fs; the returned function parses their
 // values once fs.Parse has run.
@@ -34,7 +42,7 @@ func (f *importFlags) register(fs *flag.FlagSet, env func(name, def string) stri
 		v                   string
 	}
 	flags := []*listFlag{
-		{name: "import-methods", envName: "IMPORT_METHODS", help: "enabled image import methods, comma-separated: glance-direct, web-download", v: imaged.ImportGlanceDirect + "," + imaged.ImportWebDownload},
+		{name: "import-methods", envName: "IMPORT_METHODS", help: "enabled image import methods, comma-separated: glance-direct, web-download, glance-download (needs --auth keystone; on by default with it)", v: imaged.ImportGlanceDirect + "," + imaged.ImportWebDownload},
 		{name: "web-download-allowed-networks", envName: "WEB_DOWNLOAD_ALLOWED_NETWORKS", help: "CIDR prefixes web-download may connect to, on top of the default (public addresses); e.g. 127.0.0.0/8 opens loopback"},
 		{name: "web-download-denied-networks", envName: "WEB_DOWNLOAD_DENIED_NETWORKS", help: "CIDR prefixes web-download may never connect to (loopback, private and link-local ranges are denied by default)"},
 		{name: "web-download-allowed-ports", envName: "WEB_DOWNLOAD_ALLOWED_PORTS", help: "TCP ports web-download may connect to (default 80,443)"},
@@ -46,9 +54,23 @@ func (f *importFlags) register(fs *flag.FlagSet, env func(name, def string) stri
 	}
 	return func() error {
 		methods, nets, denied, ports, hosts := split(flags[0].v), split(flags[1].v), split(flags[2].v), split(flags[3].v), split(flags[4].v)
+		// glance-download is not the catalog's to enable: it needs
+		// Keystone (serve wires it). Listed = on; a list without it = off;
+		// no list at all = on under --auth keystone.
+		explicit := flags[0].v != imaged.ImportGlanceDirect+","+imaged.ImportWebDownload
+		on := !explicit
+		f.GlanceDownload = &on
+		methods = slices.DeleteFunc(methods, func(m string) bool {
+			if m == importGlanceDownload {
+				*f.GlanceDownload = true
+				return true
+			}
+			return false
+		})
+		f.GlanceDownloadListed = explicit && *f.GlanceDownload
 		for _, m := range methods {
 			if m != imaged.ImportGlanceDirect && m != imaged.ImportWebDownload {
-				return fmt.Errorf("invalid --import-methods %q: want glance-direct and/or web-download", flags[0].v)
+				return fmt.Errorf("invalid --import-methods %q: want glance-direct, web-download and/or glance-download", flags[0].v)
 			}
 		}
 		f.Methods = methods

@@ -21,8 +21,12 @@ import (
 	"github.com/imaged/imaged/auth"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/glanceapi"
+	"github.com/imaged/imaged/imagecache"
+	"github.com/imaged/imaged/metadefs"
+	"github.com/imaged/imaged/metrics"
 	"github.com/imaged/imaged/policy"
 	"github.com/imaged/imaged/sqlstore"
+	"github.com/imaged/imaged/webfetch"
 )
 
 // serveConfig is the configuration of `imaged serve`.
@@ -56,6 +60,22 @@ type serveConfig struct {
 	// DBMaxConns is the database pool size (PostgreSQL: connections per
 	// process; SQLite: the read pool); 0 = the store's default.
 	DBMaxConns int
+	// DBMaxIdleConns caps the pool's idle connections (0 = keep them all);
+	// DBConnMaxLifetime recycles connections (0 = never).
+	DBMaxIdleConns    int
+	DBConnMaxLifetime time.Duration
+	// Locations (Glance's show_multiple_locations, show_image_direct_url)
+	// and the local image cache (image_cache_dir, image_cache_max_size).
+	ShowMultipleLocations bool
+	ShowImageDirectURL    bool
+	ImageCacheDir         string
+	ImageCacheMaxSize     int64
+	// Keystone: --auth keystone's endpoint and service user.
+	Keystone keystoneFlags
+	// Native: the container catalog and node agents (/api/v1).
+	Native nativeFlags
+	// MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsToken string
 }
 
 // parseServeFlags reads flags, falling back to IMAGED_* environment
@@ -86,7 +106,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:9292"), "address to listen on (IMAGED_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", "./imaged-data"), "directory for the database and image data; created if missing (IMAGED_DATA_DIR)")
 	fs.StringVar(&c.Database, "database", env("DATABASE", ""), "metadata database: a SQLite file path or postgres://... (default: imaged.db in the data dir) (IMAGED_DATABASE)")
-	fs.StringVar(&c.Auth, "auth", env("AUTH", "none"), "authentication: none (single-user development mode) or tokens (IMAGED_AUTH)")
+	fs.StringVar(&c.Auth, "auth", env("AUTH", "none"), "authentication: none (single-user development mode), tokens (a tokens file) or keystone (OpenStack Keystone tokens) (IMAGED_AUTH)")
+	c.Keystone.register(fs, env)
+	c.Native.register(fs, env)
+	fs.StringVar(&c.MetricsToken, "metrics-token", env("METRICS_TOKEN", ""), "when set, /metrics requires Authorization: Bearer <token> (IMAGED_METRICS_TOKEN); unset, /metrics is open: keep it on a private network")
 	fs.StringVar(&c.TokensFile, "tokens-file", env("TOKENS_FILE", ""), "YAML or JSON tokens file for --auth tokens; reloaded on SIGHUP (IMAGED_TOKENS_FILE)")
 	fs.StringVar(&c.Policy, "policy", env("POLICY", "secure"), "authorization rules: secure (Glance's secure RBAC) or legacy (Glance 25.1 defaults) (IMAGED_POLICY)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", "text"), "log format: text or json (IMAGED_LOG_FORMAT)")
@@ -96,6 +119,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	intFlag(fs, &c.TagQuota, "image-tag-quota", "IMAGE_TAG_QUOTA", defaults.ImageTagQuota, "most tags an image may have; -1 = unlimited")
 	intFlag(fs, &c.MemberQuota, "image-member-quota", "IMAGE_MEMBER_QUOTA", defaults.ImageMemberQuota, "most members an image may have; -1 = unlimited")
 	intFlag(fs, &c.DBMaxConns, "db-max-conns", "DB_MAX_CONNS", 0, "most database connections this process opens (PostgreSQL: the whole pool, 16 if 0; SQLite: the read pool, 4 if 0); mind max_connections when running several processes")
+	intFlag(fs, &c.DBMaxIdleConns, "db-max-idle-conns", "DB_MAX_IDLE_CONNS", 0, "most idle database connections kept open (0: as many as --db-max-conns); fewer frees server connections between bursts")
+	connLifetime := env("DB_CONN_MAX_LIFETIME", "0s")
+	fs.StringVar(&connLifetime, "db-conn-max-lifetime", connLifetime, "close database connections this old (0: never), e.g. behind a connection balancer or for credential rotation (IMAGED_DB_CONN_MAX_LIFETIME)")
 	intFlag(fs, &c.LimitMax, "api-limit-max", "API_LIMIT_MAX", defaults.APILimitMax, "largest page a listing returns")
 	fs.StringVar(&c.StoreDir, "store-dir", env("STORE_DIR", ""), "directory for image data (default: images in the data dir) (IMAGED_STORE_DIR)")
 	sizeCap := env("IMAGE_SIZE_CAP", strconv.FormatInt(defaults.ImageSizeCap, 10))
@@ -118,6 +144,11 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		q.v = env(envName, "-1")
 		fs.StringVar(&q.v, q.name, q.v, q.help+" (IMAGED_"+envName+")")
 	}
+	fs.BoolVar(&c.ShowMultipleLocations, "show-multiple-locations", env("SHOW_MULTIPLE_LOCATIONS", "") == "true", "show image locations and let owners change them by PATCH (http(s) URLs, under the web-download rules) (IMAGED_SHOW_MULTIPLE_LOCATIONS)")
+	fs.BoolVar(&c.ShowImageDirectURL, "show-image-direct-url", env("SHOW_IMAGE_DIRECT_URL", "") == "true", "show an image's first location as direct_url (IMAGED_SHOW_IMAGE_DIRECT_URL)")
+	fs.StringVar(&c.ImageCacheDir, "image-cache-dir", env("IMAGE_CACHE_DIR", ""), "directory of the local image cache (/v2/cache; downloads served from it); empty = no cache (IMAGED_IMAGE_CACHE_DIR)")
+	cacheMax := env("IMAGE_CACHE_MAX_SIZE", "10737418240")
+	fs.StringVar(&cacheMax, "image-cache-max-size", cacheMax, "most bytes the image cache holds; least recently used images are evicted (IMAGED_IMAGE_CACHE_MAX_SIZE)")
 	shutdown := env("SHUTDOWN_TIMEOUT", "30s")
 	fs.StringVar(&shutdown, "shutdown-timeout", shutdown, "how long in-flight requests may take to finish at shutdown (IMAGED_SHUTDOWN_TIMEOUT)")
 	parseImport := c.Import.register(fs, env)
@@ -142,15 +173,29 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	if c.DBMaxConns < 0 {
 		return nil, fmt.Errorf("invalid --db-max-conns %d: want 0 (default) or more", c.DBMaxConns)
 	}
+	if c.DBMaxIdleConns < 0 {
+		return nil, fmt.Errorf("invalid --db-max-idle-conns %d: want 0 (default) or more", c.DBMaxIdleConns)
+	}
+	if d, err := time.ParseDuration(connLifetime); err != nil || d < 0 {
+		return nil, fmt.Errorf("invalid --db-conn-max-lifetime %q: want 0 or a duration such as 30m", connLifetime)
+	} else {
+		c.DBConnMaxLifetime = d
+	}
 	if c.LimitMax < 1 {
 		return nil, fmt.Errorf("invalid --api-limit-max %d: want at least 1", c.LimitMax)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := c.Native.validate(); err != nil {
+		return nil, err
+	}
 	var err error
 	if c.ShutdownIn, err = time.ParseDuration(shutdown); err != nil || c.ShutdownIn < 0 {
 		return nil, fmt.Errorf("invalid --shutdown-timeout %q: want a duration such as 30s", shutdown)
+	}
+	if c.ImageCacheMaxSize, err = strconv.ParseInt(cacheMax, 10, 64); err != nil || c.ImageCacheMaxSize < 1 {
+		return nil, fmt.Errorf("invalid --image-cache-max-size %q: want a positive number of bytes", cacheMax)
 	}
 	if c.ImageSizeCap, err = strconv.ParseInt(sizeCap, 10, 64); err != nil || c.ImageSizeCap < 1 {
 		return nil, fmt.Errorf("invalid --image-size-cap %q: want a positive number of bytes", sizeCap)
@@ -165,12 +210,19 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	switch c.Auth {
 	case "none":
+	case "keystone":
+		if err := c.Keystone.validate(); err != nil {
+			return nil, err
+		}
 	case "tokens":
 		if c.TokensFile == "" {
 			return nil, errors.New("--auth tokens needs --tokens-file (or IMAGED_TOKENS_FILE)")
 		}
 	default:
-		return nil, fmt.Errorf("invalid --auth %q: want none or tokens", c.Auth)
+		return nil, fmt.Errorf("invalid --auth %q: want none, tokens or keystone", c.Auth)
+	}
+	if c.Import.GlanceDownloadListed && c.Auth != "keystone" {
+		return nil, errors.New("--import-methods glance-download needs --auth keystone (it imports with the caller's Keystone token)")
 	}
 	if c.Policy != "secure" && c.Policy != "legacy" {
 		return nil, fmt.Errorf("invalid --policy %q: want secure or legacy", c.Policy)
@@ -241,6 +293,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	}
 
 	var authn imaged.Authenticator
+	var authURI string // announced in 401 responses (Keystone)
 	var tokens *auth.TokenFile
 	switch c.Auth {
 	case "none":
@@ -252,6 +305,12 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 			return err // names the file and the bad entry, never a token
 		}
 		authn = tokens
+	case "keystone":
+		k, err := c.Keystone.authenticator(c)
+		if err != nil {
+			return err
+		}
+		authn, authURI = k, k.AuthURI()
 	}
 	pol, err := policy.ByName(c.Policy)
 	if err != nil {
@@ -270,6 +329,12 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	if c.DBMaxConns > 0 {
 		dbOpts = append(dbOpts, sqlstore.WithMaxConns(c.DBMaxConns), sqlstore.WithReadConns(c.DBMaxConns))
 	}
+	if c.DBMaxIdleConns > 0 {
+		dbOpts = append(dbOpts, sqlstore.WithMaxIdleConns(c.DBMaxIdleConns))
+	}
+	if c.DBConnMaxLifetime > 0 {
+		dbOpts = append(dbOpts, sqlstore.WithConnMaxLifetime(c.DBConnMaxLifetime))
+	}
 	store, err := sqlstore.Open(ctx, c.Database, dbOpts...)
 	if err != nil {
 		return fmt.Errorf("cannot open database %s: %w", redactDSN(c.Database), err)
@@ -285,6 +350,7 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	ccfg.APILimitMax = c.LimitMax
 	ccfg.ImageSizeCap, ccfg.UploadLease = c.ImageSizeCap, c.UploadLease
 	ccfg.Quotas = &c.Quotas
+	ccfg.ShowMultipleLocations, ccfg.ShowImageDirectURL = c.ShowMultipleLocations, c.ShowImageDirectURL
 	named, blobs, err := openStores(c.Stores, c.StoreDir)
 	if err != nil {
 		return err
@@ -297,6 +363,31 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	}
 	if images, err = withImports(images, store, c.Import, log); err != nil {
 		return err
+	}
+	if c.Auth == "keystone" && (c.Import.GlanceDownload == nil || *c.Import.GlanceDownload) {
+		if images, err = c.Keystone.withGlanceDownload(images, c.Import.Fetch); err != nil {
+			return err
+		}
+	}
+	if c.ShowMultipleLocations {
+		// http(s) locations are checked and read under web-download's
+		// SSRF rules, as Glance applies import_filtering_opts to them.
+		f, err := webfetch.New(c.Import.Fetch)
+		if err != nil {
+			return fmt.Errorf("locations: %w", err)
+		}
+		images = images.WithLocationFetcher(f)
+	}
+	if c.ImageCacheDir != "" {
+		ic, err := imagecache.Open(c.ImageCacheDir, c.ImageCacheMaxSize, imagecache.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		images = images.WithImageCache(ic)
+		cctx, stopCache := context.WithCancel(ctx)
+		cacheDone := make(chan struct{})
+		go func(svc *catalog.Service) { defer close(cacheDone); svc.RunImageCache(cctx) }(images)
+		defer func() { stopCache(); <-cacheDone }()
 	}
 	// Recover what a previous run left behind before serving, so that
 	// its abandoned images are uploadable again; then keep sweeping (other
@@ -322,7 +413,24 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 		stopMaintenance()
 		<-maintained
 	}()
-	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log, MaxLimit: c.LimitMax, ImportMethods: images.ImportMethods()})
+	handler := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, AuthURI: authURI, Logger: log, MaxLimit: c.LimitMax, ImportMethods: images.ImportMethods(),
+		Metadefs: metadefs.New(store, pol, nil)})
+	nat, err := openNative(ctx, c, store, pol, authn, authURI, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownIn)
+		defer cancel()
+		if err := nat.containers.Close(sctx); err != nil {
+			log.Warn("background rescans did not finish in time; cancelled", "err", err)
+		}
+	}()
+	handler = withNative(handler, nat.handler)
+	if c.Auth == "keystone" {
+		handler = withUserToken(handler)
+	}
+	handler = withWeb(handler, metrics.New(), images, authn, authURI, c.MetricsToken, log)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
