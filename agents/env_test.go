@@ -93,22 +93,24 @@ func newEnv(t *testing.T, o envOpts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	csvc, err := containers.New(containers.Config{Store: st, Images: st, Tasks: st, Registry: registry.New(registry.Options{}),
-		Policy: policy.Secure(), TaskPollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One runner for both services, as cmd/imaged wires them.
+	tasks := bgtask.New(bgtask.Config{Store: st, PollInterval: 50 * time.Millisecond})
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		csvc.Close(cctx)
+		tasks.Close(cctx)
 	})
+	csvc, err := containers.New(containers.Config{Store: st, Images: st, Tasks: tasks, Registry: registry.New(registry.Options{}),
+		Policy: policy.Secure()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := csvc.CreateRegistry(as(adminID), &imaged.Registry{Name: "local", URL: reg.URL, Type: imaged.RegistryOCI,
 		Projects: []string{"bai"}}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	e := &env{t: t, store: st, reg: reg, csvc: csvc, tasks: csvc.Tasks(), tokens: map[string]string{}, dir: dir}
+	e := &env{t: t, store: st, reg: reg, csvc: csvc, tasks: tasks, tokens: map[string]string{}, dir: dir}
 	var tf strings.Builder
 	tf.WriteString("agents:\n")
 	for i := 1; i <= agentCount; i++ {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
-	"github.com/imaged/imaged/bgtask"
 )
 
 // Reasons of task errors besides the agent's own (imaged.AgentReason*).
@@ -103,8 +102,8 @@ func (s *Service) start(ctx context.Context, op operation, req imaged.AgentImage
 	if err != nil {
 		return nil, err
 	}
-	return s.cfg.Tasks.Start(ctx, bgtask.Spec{Type: op.taskType, Input: input, Timeout: s.cfg.TaskTimeout},
-		func(ctx context.Context, r *bgtask.Reporter) (map[string]any, error) {
+	return s.cfg.Tasks.Start(ctx, imaged.TaskSpec{Type: op.taskType, Input: input, Timeout: s.cfg.TaskTimeout},
+		func(ctx context.Context, r imaged.TaskReporter) (map[string]any, error) {
 			return s.run(ctx, r, op, req)
 		})
 }
@@ -158,7 +157,7 @@ type resolved struct {
 
 // run is the task: resolve names, then contact the agents through a
 // bounded pool of workers.
-func (s *Service) run(ctx context.Context, r *bgtask.Reporter, op operation, req imaged.AgentImagesRequest) (map[string]any, error) {
+func (s *Service) run(ctx context.Context, r imaged.TaskReporter, op operation, req imaged.AgentImagesRequest) (map[string]any, error) {
 	names := map[imaged.AgentImageName]resolved{}
 	for _, k := range req.Keys {
 		for _, n := range k.Images {

@@ -41,7 +41,6 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
-	"github.com/imaged/imaged/bgtask"
 )
 
 // Defaults of Config.
@@ -77,7 +76,7 @@ type Config struct {
 	Store    imaged.AgentStore // required
 	Resolver Resolver          // required
 	Catalog  Catalog           // required
-	Tasks    *bgtask.Manager   // required
+	Tasks    imaged.TaskRunner // required: runs the fan-outs (shared with containers, which shows them)
 	Policy   imaged.Policy     // required
 	// VMImages, when set, is the catalog's image store: glance://<id>
 	// names (VM images on agents' dir runtimes) are checked against it.

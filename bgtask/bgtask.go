@@ -101,20 +101,21 @@ func New(cfg Config) *Manager {
 		root: root, cancel: cancel, changed: map[string]chan struct{}{}}
 }
 
-// Func is a task's work. It returns the task's result object; an error
-// ends the task in failure (its client-safe message becomes the task's
-// message), a nil error in success. Per-item problems go to r.Error and do
-// not fail the task.
-type Func func(ctx context.Context, r *Reporter) (map[string]any, error)
+// Func is a task's work (imaged.TaskFunc: containers and agents write
+// theirs against the core's vocabulary, not this package's). The
+// reporter it is given is a *Reporter.
+type Func = imaged.TaskFunc
 
-// Spec describes a task to start.
-type Spec struct {
-	Type    string
-	Input   map[string]any
-	Owner   string        // project id; "" = none
-	ImageID string        // "" = none
-	Timeout time.Duration // 0 = DefaultTimeout
-}
+// Spec describes a task to start (imaged.TaskSpec); a zero Timeout means
+// DefaultTimeout.
+type Spec = imaged.TaskSpec
+
+// Manager is the imaged.TaskRunner that cmd/imaged wires into the
+// use-case packages, and a Reporter is what their work reports to.
+var (
+	_ imaged.TaskRunner   = (*Manager)(nil)
+	_ imaged.TaskReporter = (*Reporter)(nil)
+)
 
 // Start records a pending task and runs fn in the background. The task
 // outlives ctx (only ctx's values are kept: identity, request id); it ends

@@ -80,7 +80,7 @@ func TestTaskLifecycleOutlivesRequest(t *testing.T) {
 	ctx, cancelReq := context.WithCancel(userCtx())
 	release := make(chan struct{})
 	tk, err := m.Start(ctx, bgtask.Spec{Type: imaged.TaskTypeRegistryRescan, Input: map[string]any{"registry": "r"}},
-		func(ctx context.Context, r *bgtask.Reporter) (map[string]any, error) {
+		func(ctx context.Context, r imaged.TaskReporter) (map[string]any, error) {
 			<-release
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -129,16 +129,16 @@ func TestTaskFailures(t *testing.T) {
 		fn      bgtask.Func
 		msg     string
 	}{
-		{"error", 0, func(context.Context, *bgtask.Reporter) (map[string]any, error) {
+		{"error", 0, func(context.Context, imaged.TaskReporter) (map[string]any, error) {
 			return nil, imaged.Errorf(imaged.EUNAVAILABLE, "registry r is unreachable")
 		}, "registry r is unreachable"},
-		{"internal", 0, func(context.Context, *bgtask.Reporter) (map[string]any, error) {
+		{"internal", 0, func(context.Context, imaged.TaskReporter) (map[string]any, error) {
 			return nil, errors.New("secret internal detail")
 		}, "Internal error."},
-		{"panic", 0, func(context.Context, *bgtask.Reporter) (map[string]any, error) {
+		{"panic", 0, func(context.Context, imaged.TaskReporter) (map[string]any, error) {
 			panic("boom")
 		}, "Internal error."},
-		{"timeout", 50 * time.Millisecond, func(ctx context.Context, _ *bgtask.Reporter) (map[string]any, error) {
+		{"timeout", 50 * time.Millisecond, func(ctx context.Context, _ imaged.TaskReporter) (map[string]any, error) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		}, "The task ran out of time."},
@@ -178,7 +178,7 @@ func TestWatchAcrossProcesses(t *testing.T) {
 	a := newManager(t, openStore(t, path), time.Hour)
 	b := newManager(t, openStore(t, path), 30*time.Millisecond)
 	step := make(chan struct{})
-	tk, err := a.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r *bgtask.Reporter) (map[string]any, error) {
+	tk, err := a.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r imaged.TaskReporter) (map[string]any, error) {
 		r.AddTotal(2)
 		for range 2 {
 			<-step
@@ -222,7 +222,7 @@ func TestProgressIsThrottled(t *testing.T) {
 	st := openStore(t, sqltest.SQLite(t))
 	m := bgtask.New(bgtask.Config{Store: st, FlushInterval: 250 * time.Millisecond})
 	defer m.Close(context.Background())
-	tk, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r *bgtask.Reporter) (map[string]any, error) {
+	tk, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r imaged.TaskReporter) (map[string]any, error) {
 		deadline := time.Now().Add(600 * time.Millisecond)
 		for time.Now().Before(deadline) {
 			r.AddTotal(1)
@@ -257,7 +257,7 @@ func TestCloseInterruptsAndRefuses(t *testing.T) {
 	st := openStore(t, sqltest.SQLite(t))
 	m := bgtask.New(bgtask.Config{Store: st})
 	started := make(chan struct{})
-	tk, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r *bgtask.Reporter) (map[string]any, error) {
+	tk, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r imaged.TaskReporter) (map[string]any, error) {
 		close(started)
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -276,7 +276,7 @@ func TestCloseInterruptsAndRefuses(t *testing.T) {
 	if got.Status != imaged.TaskFailure || !strings.Contains(got.Message, "shut down") {
 		t.Fatalf("after close: %s %q", got.Status, got.Message)
 	}
-	if _, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(context.Context, *bgtask.Reporter) (map[string]any, error) { return nil, nil }); imaged.ErrorCode(err) != imaged.EUNAVAILABLE {
+	if _, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(context.Context, imaged.TaskReporter) (map[string]any, error) { return nil, nil }); imaged.ErrorCode(err) != imaged.EUNAVAILABLE {
 		t.Fatalf("start after close: %v", err)
 	}
 }
@@ -319,7 +319,7 @@ func TestManyWatchers(t *testing.T) {
 	st := openStore(t, sqltest.SQLite(t))
 	m := newManager(t, st, time.Hour) // local wake-ups only
 	release := make(chan struct{})
-	tk, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r *bgtask.Reporter) (map[string]any, error) {
+	tk, err := m.Start(userCtx(), bgtask.Spec{Type: "test"}, func(ctx context.Context, r imaged.TaskReporter) (map[string]any, error) {
 		<-release
 		r.AddTotal(1)
 		r.Done(1)

@@ -18,6 +18,7 @@ import (
 	"github.com/imaged/imaged/agentapi"
 	"github.com/imaged/imaged/agents"
 	"github.com/imaged/imaged/auth"
+	"github.com/imaged/imaged/bgtask"
 	blobfs "github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/cli"
@@ -83,14 +84,14 @@ func newServer(t *testing.T, wrap middleware) *server {
 	}
 	images := catalog.New(store, pol, catalog.DefaultConfig()).WithBlobStore(blobs).WithLogger(log)
 	glance := glanceapi.New(glanceapi.Config{Images: images, Auth: authn, Logger: log})
-	csvc, err := containers.New(containers.Config{Store: store, Images: store, Tasks: store,
+	tasks := bgtask.New(bgtask.Config{Store: store, Logger: log, PollInterval: 20 * time.Millisecond})
+	csvc, err := containers.New(containers.Config{Store: store, Images: store, Tasks: tasks,
 		Registry: registry.New(registry.Options{Logger: log}), Policy: pol, Logger: log,
-		ScanConcurrency: 4, DefaultNamespace: "lablup", SecretKey: []byte("cli-test-secret-key-0123456789"),
-		TaskPollInterval: 20 * time.Millisecond})
+		ScanConcurrency: 4, DefaultNamespace: "lablup", SecretKey: []byte("cli-test-secret-key-0123456789")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	asvc, err := agents.New(agents.Config{Store: store, Resolver: csvc, Catalog: store, Tasks: csvc.Tasks(),
+	asvc, err := agents.New(agents.Config{Store: store, Resolver: csvc, Catalog: store, Tasks: tasks,
 		Policy: pol, Logger: log, AgentTimeout: 2 * time.Second, Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func newServer(t *testing.T, wrap middleware) *server {
 		srv.Close()
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		csvc.Close(cctx)
+		tasks.Close(cctx)
 		images.Close(cctx)
 		store.Close()
 	})

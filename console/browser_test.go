@@ -15,6 +15,7 @@ import (
 
 	"github.com/imaged/imaged"
 	"github.com/imaged/imaged/auth"
+	"github.com/imaged/imaged/bgtask"
 	"github.com/imaged/imaged/blob/fs"
 	"github.com/imaged/imaged/catalog"
 	"github.com/imaged/imaged/console"
@@ -166,16 +167,17 @@ func TestBrowserListsContainerImages(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	csvc, err := containers.New(containers.Config{Store: st, Images: st, Tasks: st, Registry: registry.New(registry.Options{}),
+	tasks := bgtask.New(bgtask.Config{Store: st, Logger: log})
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = tasks.Close(cctx)
+	})
+	csvc, err := containers.New(containers.Config{Store: st, Images: st, Tasks: tasks, Registry: registry.New(registry.Options{}),
 		Policy: policy.Secure(), Logger: log, DefaultNamespace: "library"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = csvc.Close(cctx)
-	})
 	admin := imaged.NewContextWithIdentity(ctx, &imaged.Identity{UserID: "admin", ProjectID: "admin", Roles: []string{"admin", "member", "reader"}})
 	if _, err := csvc.CreateRegistry(admin, &imaged.Registry{Name: "local", URL: reg.URL, Type: imaged.RegistryOCI, Projects: []string{"bai"}}); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
+	"github.com/imaged/imaged/bgtask"
 	"github.com/imaged/imaged/containers"
 	"github.com/imaged/imaged/policy"
 	"github.com/imaged/imaged/registry"
@@ -37,13 +38,14 @@ func BenchmarkRescan(b *testing.B) {
 	}
 	defer st.Close()
 	counter := &registry.CountingTransport{Next: http.DefaultTransport.(*http.Transport).Clone()}
-	svc, err := containers.New(containers.Config{Store: st, Tasks: st, Policy: policy.Secure(), ScanConcurrency: benchConcurrency(),
+	tasks := bgtask.New(bgtask.Config{Store: st})
+	defer tasks.Close(ctx)
+	svc, err := containers.New(containers.Config{Store: st, Tasks: tasks, Policy: policy.Secure(), ScanConcurrency: benchConcurrency(),
 		Registry: registry.New(registry.Options{Transport: counter}),
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer svc.Close(ctx)
 	admin := as(adminID)
 	if _, err := svc.CreateRegistry(admin, &imaged.Registry{Name: "bench", URL: reg.URL, Projects: []string{"many"}}); err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
+	"github.com/imaged/imaged/bgtask"
 	"github.com/imaged/imaged/containers"
 	"github.com/imaged/imaged/policy"
 	"github.com/imaged/imaged/registry"
@@ -71,19 +72,19 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { st.Close() })
 	counter := &registry.CountingTransport{Next: http.DefaultTransport.(*http.Transport).Clone()}
 	client := registry.New(registry.Options{Transport: counter})
+	tasks := bgtask.New(bgtask.Config{Store: st, PollInterval: 50 * time.Millisecond})
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		tasks.Close(cctx)
+	})
 	svc, err := containers.New(containers.Config{
-		Store: st, Images: st, Tasks: st, Registry: client, Policy: policy.Secure(),
+		Store: st, Images: st, Tasks: tasks, Registry: client, Policy: policy.Secure(),
 		ScanConcurrency: o.conc, SecretKey: o.secret, DefaultNamespace: "lablup",
-		TaskPollInterval: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		svc.Close(cctx)
-	})
 	projects := o.projects
 	if projects == nil {
 		projects = []string{"bai", "other", "custom"}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
-	"github.com/imaged/imaged/bgtask"
 )
 
 // registryFor picks the configured registry that serves a reference: its
@@ -196,9 +195,9 @@ func (s *Service) RescanRegistry(ctx context.Context, name, project string) (t *
 	if len(projects) == 0 {
 		projects = []string{""}
 	}
-	spec := bgtask.Spec{Type: imaged.TaskTypeRegistryRescan, Input: map[string]any{"registry": name, "project": project},
+	spec := imaged.TaskSpec{Type: imaged.TaskTypeRegistryRescan, Input: map[string]any{"registry": name, "project": project},
 		Timeout: s.cfg.RescanTimeout}
-	return s.tasks.Start(ctx, spec, func(tctx context.Context, r *bgtask.Reporter) (res map[string]any, err error) {
+	return s.tasks.Start(ctx, spec, func(tctx context.Context, r imaged.TaskReporter) (res map[string]any, err error) {
 		defer func() {
 			d := map[string]any{"project": project, "task_id": r.ID()}
 			for k, v := range res {
@@ -213,7 +212,7 @@ func (s *Service) RescanRegistry(ctx context.Context, name, project string) (t *
 }
 
 // rescan is the rescan task's work.
-func (s *Service) rescan(ctx context.Context, r *bgtask.Reporter, reg *imaged.Registry, projects []string) (map[string]any, error) {
+func (s *Service) rescan(ctx context.Context, r imaged.TaskReporter, reg *imaged.Registry, projects []string) (map[string]any, error) {
 	conc := s.cfg.ScanConcurrency
 	started := time.Now()
 	var (
@@ -274,7 +273,7 @@ func (s *Service) rescan(ctx context.Context, r *bgtask.Reporter, reg *imaged.Re
 				defer func() { <-tagSem }()
 				defer func() {
 					// A bug in one tag's scan must not take the process
-					// down: bgtask only recovers the task's own goroutine.
+					// down: the task runner only recovers the task's own goroutine.
 					if p := recover(); p != nil {
 						s.log.Error("containers: rescan: panic", "repo", repo, "tag", tag, "panic", p)
 						r.Error("%s:%s: internal error", repo, tag)

@@ -90,7 +90,6 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
-	"github.com/imaged/imaged/bgtask"
 )
 
 // Defaults of Config.
@@ -111,7 +110,7 @@ type Config struct {
 	// Store, which joins the catalog rows itself, so it is optional and
 	// currently only kept for wiring symmetry.
 	Images   imaged.ImageStore
-	Tasks    imaged.TaskStore      // required: background tasks (rescans)
+	Tasks    imaged.TaskRunner     // required: runs rescans, reads tasks (one runner shared with agents)
 	Registry imaged.RegistryClient // required
 	Policy   imaged.Policy         // required
 	Clock    imaged.Clock          // nil = imaged.SystemClock
@@ -126,9 +125,6 @@ type Config struct {
 	DefaultNamespace string
 	// SecretKey, when set, encrypts registry passwords at rest.
 	SecretKey []byte
-	// TaskPollInterval is how often WatchTask polls the store for changes
-	// made by other processes (0 = bgtask.DefaultPollInterval).
-	TaskPollInterval time.Duration
 }
 
 // Service implements imaged.ContainerService.
@@ -139,14 +135,15 @@ type Service struct {
 	pol   imaged.Policy
 	clock imaged.Clock
 	log   *slog.Logger
-	tasks *bgtask.Manager
+	tasks imaged.TaskRunner
 	box   *secretBox // nil = passwords stored as given
 	arch  string     // the server's architecture, normalised
 }
 
 var _ imaged.ContainerService = (*Service)(nil)
 
-// New returns a Service. Close it at shutdown to end running rescans.
+// New returns a Service. Its rescans run on cfg.Tasks: closing that
+// runner at shutdown ends them.
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Tasks == nil || cfg.Registry == nil || cfg.Policy == nil {
 		return nil, errors.New("containers: Store, Tasks, Registry and Policy are required")
@@ -164,21 +161,12 @@ func New(cfg Config) (*Service, error) {
 		cfg.RescanTimeout = DefaultRescanTimeout
 	}
 	s := &Service{cfg: cfg, store: cfg.Store, reg: cfg.Registry, pol: cfg.Policy, clock: cfg.Clock,
-		log: cfg.Logger, arch: imaged.NormalizeArch(runtime.GOARCH)}
+		log: cfg.Logger, tasks: cfg.Tasks, arch: imaged.NormalizeArch(runtime.GOARCH)}
 	if len(cfg.SecretKey) > 0 {
 		s.box = newSecretBox(cfg.SecretKey)
 	}
-	s.tasks = bgtask.New(bgtask.Config{Store: cfg.Tasks, Clock: cfg.Clock, Logger: cfg.Logger, PollInterval: cfg.TaskPollInterval})
 	return s, nil
 }
-
-// Close interrupts running rescans (they end in failure) and waits for
-// them to record it, or for ctx.
-func (s *Service) Close(ctx context.Context) error { return s.tasks.Close(ctx) }
-
-// Tasks returns the background task manager, for other native background
-// tasks (agent fan-outs) that should share it.
-func (s *Service) Tasks() *bgtask.Manager { return s.tasks }
 
 // caller returns the identity of the request, EUNAUTHORIZED without one.
 func caller(ctx context.Context) (*imaged.Identity, error) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
+	"github.com/imaged/imaged/bgtask"
 	"github.com/imaged/imaged/containers"
 	"github.com/imaged/imaged/nativeapi"
 	"github.com/imaged/imaged/policy"
@@ -43,18 +44,19 @@ func newStack(t *testing.T, opts registrytest.Options) *stack {
 	t.Cleanup(func() { _ = st.Close() })
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	tasks := bgtask.New(bgtask.Config{Store: st, Logger: logger, PollInterval: 50 * time.Millisecond})
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = tasks.Close(cctx)
+	})
 	svc, err := containers.New(containers.Config{
-		Store: st, Images: st, Tasks: st, Registry: registry.New(registry.Options{}), Policy: policy.Secure(),
-		TaskPollInterval: 50 * time.Millisecond, Logger: logger,
+		Store: st, Images: st, Tasks: tasks, Registry: registry.New(registry.Options{}), Policy: policy.Secure(),
+		Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = svc.Close(cctx)
-	})
 	s := &stack{env: serve(t, nativeapi.Config{Containers: svc, KeepAlive: 100 * time.Millisecond, Logger: logger}),
 		reg: reg, push: reg.Pusher()}
 	s.logs = logs

@@ -20,6 +20,7 @@ import (
 	"github.com/imaged/imaged"
 	"github.com/imaged/imaged/agentapi"
 	"github.com/imaged/imaged/agents"
+	"github.com/imaged/imaged/bgtask"
 	"github.com/imaged/imaged/containers"
 	"github.com/imaged/imaged/nativeapi"
 	"github.com/imaged/imaged/registry"
@@ -64,19 +65,32 @@ func (n *nativeFlags) validate() error {
 
 // native is the wired container catalog and agents side.
 type native struct {
+	// tasks runs the native background tasks of both services (rescans,
+	// agent fan-outs); close it at shutdown to interrupt them.
+	tasks      *bgtask.Manager
 	containers *containers.Service
 	agents     *agents.Service
 	handler    http.Handler // /api/v1/...
 }
 
 // openNative wires the container service, the agents service and their
-// HTTP handlers over the shared store.
-func openNative(ctx context.Context, c *serveConfig, store *sqlstore.Store, pol imaged.Policy, authn imaged.Authenticator, authURI string, log *slog.Logger) (*native, error) {
+// HTTP handlers over the shared store. On success the caller closes
+// native.tasks at shutdown.
+func openNative(ctx context.Context, c *serveConfig, store *sqlstore.Store, pol imaged.Policy, authn imaged.Authenticator, authURI string, log *slog.Logger) (_ *native, err error) {
 	key, err := secretKey(c.Native.SecretKeyFile, c.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	csvc, err := containers.New(containers.Config{Store: store, Images: store, Tasks: store,
+	// One task runner for both services: the containers service's
+	// GetTask/WatchTask show the agents' fan-outs too, and one Close ends
+	// them all.
+	tasks := bgtask.New(bgtask.Config{Store: store, Logger: log})
+	defer func() {
+		if err != nil {
+			_ = tasks.Close(context.WithoutCancel(ctx)) // nothing started yet: returns at once
+		}
+	}()
+	csvc, err := containers.New(containers.Config{Store: store, Images: store, Tasks: tasks,
 		Registry: registry.New(registry.Options{Logger: log}), Policy: pol, Logger: log,
 		ScanConcurrency: c.Native.ScanConcurrency, DefaultNamespace: c.Native.DefaultNamespace, SecretKey: key})
 	if err != nil {
@@ -97,13 +111,13 @@ func openNative(ctx context.Context, c *serveConfig, store *sqlstore.Store, pol 
 			return nil, err
 		}
 	}
-	asvc, err := agents.New(agents.Config{Store: store, Resolver: csvc, Catalog: store, VMImages: store, Tasks: csvc.Tasks(),
+	asvc, err := agents.New(agents.Config{Store: store, Resolver: csvc, Catalog: store, VMImages: store, Tasks: tasks,
 		Policy: pol, Tokens: toks, Logger: log, AgentTimeout: c.Native.AgentTimeout, Concurrency: c.Native.AgentConcurrency})
 	if err != nil {
 		return nil, err
 	}
 	// Tasks whose process died (no heartbeat) are failed, not left running.
-	if n, err := csvc.Tasks().RecoverAbandoned(ctx, []string{imaged.TaskTypeRegistryRescan, imaged.TaskTypeAgentPurge, imaged.TaskTypeAgentPreload}, 0); err != nil {
+	if n, err := tasks.RecoverAbandoned(ctx, []string{imaged.TaskTypeRegistryRescan, imaged.TaskTypeAgentPurge, imaged.TaskTypeAgentPreload}, 0); err != nil {
 		log.Warn("recovering abandoned background tasks failed", "err", err)
 	} else if n > 0 {
 		log.Info("failed abandoned background tasks", "count", n)
@@ -115,7 +129,7 @@ func openNative(ctx context.Context, c *serveConfig, store *sqlstore.Store, pol 
 	mux.Handle(nativeapi.Prefix+"/agents", agentsHTTP)
 	mux.Handle(nativeapi.Prefix+"/agents/", agentsHTTP)
 	mux.Handle(nativeapi.Prefix+"/", api)
-	return &native{containers: csvc, agents: asvc, handler: mux}, nil
+	return &native{tasks: tasks, containers: csvc, agents: asvc, handler: mux}, nil
 }
 
 // withNative routes /api/v1/... to the native API and everything else to

@@ -422,8 +422,8 @@ func serveWith(ctx context.Context, c *serveConfig, log *slog.Logger, stdout io.
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownIn)
 		defer cancel()
-		if err := nat.containers.Close(sctx); err != nil {
-			log.Warn("background rescans did not finish in time; cancelled", "err", err)
+		if err := nat.tasks.Close(sctx); err != nil {
+			log.Warn("background tasks did not finish in time; cancelled", "err", err)
 		}
 	}()
 	handler = withNative(handler, nat.handler)
