@@ -338,7 +338,7 @@ func DatabaseVersion(ctx context.Context, dsn string) (int, error) {
 		db, err = sql.Open("pgx", dsn)
 	} else {
 		var rdsn string
-		if _, rdsn, err = sqliteDSNs(dsn); err != nil {
+		if _, rdsn, _, err = sqliteDSNs(dsn); err != nil {
 			return 0, err
 		}
 		path, _, _ := strings.Cut(rdsn, "?")

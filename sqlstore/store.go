@@ -67,8 +67,9 @@ type Store struct {
 	r     *sql.DB // reads
 	clock imaged.Clock
 
-	getStmt *sql.Stmt  // GetImage, prepared once on the read pool
-	stmts   *stmtCache // listing statements on the read pool
+	getStmt *sql.Stmt     // GetImage, prepared once on the read pool
+	stmts   *stmtCache    // listing statements on the read pool
+	ckpt    *checkpointer // SQLite: background WAL checkpoints
 }
 
 // maxListStmts bounds the listing statements kept prepared per Store.
@@ -110,7 +111,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.r = s.w
 	} else {
 		s.d = sqliteDialect
-		wdsn, rdsn, err := sqliteDSNs(dsn)
+		wdsn, rdsn, cdsn, err := sqliteDSNs(dsn)
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +132,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.r.SetMaxIdleConns(o.idle(o.readConns))
 		s.r.SetConnMaxIdleTime(0)
 		s.r.SetConnMaxLifetime(o.lifetime)
+		if s.ckpt, err = startCheckpointer(cdsn, checkpointEvery); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if err := s.w.PingContext(ctx); err != nil {
 		s.Close()
@@ -160,8 +165,9 @@ func (o *options) idle(n int) int {
 	return n
 }
 
-// sqliteDSNs turns a SQLite path into the writer's and the readers' DSNs.
-func sqliteDSNs(dsn string) (w, r string, err error) {
+// sqliteDSNs turns a SQLite path into the writer's, the readers' and the
+// background checkpointer's DSNs.
+func sqliteDSNs(dsn string) (w, r, ckpt string, err error) {
 	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
 	path = strings.TrimPrefix(path, "//")
 	extra := ""
@@ -169,10 +175,10 @@ func sqliteDSNs(dsn string) (w, r string, err error) {
 		path, extra = path[:i], path[i+1:]
 	}
 	if path == "" {
-		return "", "", imaged.Errorf(imaged.EINVALID, "sqlstore: empty SQLite path")
+		return "", "", "", imaged.Errorf(imaged.EINVALID, "sqlstore: empty SQLite path")
 	}
 	if _, err := url.ParseQuery(extra); err != nil {
-		return "", "", imaged.Errorf(imaged.EINVALID, "sqlstore: bad SQLite parameters: %v", err)
+		return "", "", "", imaged.Errorf(imaged.EINVALID, "sqlstore: bad SQLite parameters: %v", err)
 	}
 	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	if extra != "" {
@@ -181,7 +187,10 @@ func sqliteDSNs(dsn string) (w, r string, err error) {
 	// The writer begins every transaction IMMEDIATE so that a
 	// read-modify-write never has to upgrade a read lock (which is what
 	// produces SQLITE_BUSY under concurrency); readers are query-only.
-	return path + "?" + common + "&_txlock=immediate", path + "?" + common + "&_pragma=query_only(1)", nil
+	// The writer leaves checkpoints to the background checkpointer
+	// (checkpoint.go), keeping its own automatic one only as a safety net.
+	writer := fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)&_txlock=immediate", walAutocheckpointPages, walSizeLimit)
+	return path + "?" + common + writer, path + "?" + common + "&_pragma=query_only(1)", path + "?" + common, nil
 }
 
 // Dialect reports which database the store uses.
@@ -202,6 +211,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the pools.
 func (s *Store) Close() error {
 	var errs []error
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+	}
 	if s.stmts != nil {
 		errs = append(errs, s.stmts.close())
 	}
