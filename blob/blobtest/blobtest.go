@@ -20,11 +20,40 @@ import (
 	"time"
 
 	"github.com/imaged/imaged"
+	"github.com/imaged/imaged/blob"
 )
+
+// Option declares a documented limit of the store under test.
+type Option func(*config)
+
+type config struct {
+	maxKeyLen int
+	timeRes   time.Duration
+}
+
+// MaxKeyLen declares that the store holds keys of at most n bytes, fewer
+// than blob.MaxKeyLen. It exists for object stores: S3 limits object
+// names to 1024 bytes, and a store that keeps its blobs under a prefix
+// (or adds a suffix to names) spends some of them. The suite then checks
+// that a key of exactly n bytes works and that a longer valid key is
+// refused with EINVALID up front, rather than failing in the backend.
+func MaxKeyLen(n int) Option { return func(c *config) { c.maxKeyLen = n } }
+
+// TimeResolution declares that the times by which the store ages its
+// uploads are truncated to d. It exists for object stores: S3 servers
+// report times in whole seconds (HTTP dates; versitygw's listings too),
+// so an upload created at 12:00:00.9 looks 0.9 s older than it is. The
+// PurgeUploads test then ages its uploads by d more (its "young" upload
+// must not look old), and still checks the same cases.
+func TimeResolution(d time.Duration) Option { return func(c *config) { c.timeRes = d } }
 
 // Run runs the whole suite. newStore must return a fresh, empty store
 // that no other test uses.
-func Run(t *testing.T, newStore func(t *testing.T) imaged.BlobStore) {
+func Run(t *testing.T, newStore func(t *testing.T) imaged.BlobStore, opts ...Option) {
+	cfg := config{maxKeyLen: blob.MaxKeyLen}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s imaged.BlobStore)
@@ -41,11 +70,11 @@ func Run(t *testing.T, newStore func(t *testing.T) imaged.BlobStore) {
 		{"Delete", testDelete},
 		{"List", testList},
 		{"ListStops", testListStops},
-		{"InvalidKeys", testInvalidKeys},
+		{"InvalidKeys", func(t *testing.T, s imaged.BlobStore) { testInvalidKeys(t, s, cfg.maxKeyLen) }},
 		{"ConcurrentWritersSameKey", testConcurrentSameKey},
 		{"LastCommitWins", testLastCommitWins},
 		{"ConcurrentChurn", testConcurrentChurn},
-		{"PurgeUploads", testPurgeUploads},
+		{"PurgeUploads", func(t *testing.T, s imaged.BlobStore) { testPurgeUploads(t, s, cfg.timeRes) }},
 		{"ContextCancelled", testContextCancelled},
 	}
 	for _, tc := range tests {
@@ -572,7 +601,7 @@ var InvalidKeys = []string{"", "/", "/a", "a/", "a//b", ".", "..", "../a", "a/..
 	"_uploads", "_uploads/x", "a b", "a\x00b", "a\\b", "ü", "a:b", "a*", "~", "a+", "a+/b",
 	strings.Repeat("x", 201), strings.Repeat("x/", 600) + "x"}
 
-func testInvalidKeys(t *testing.T, s imaged.BlobStore) {
+func testInvalidKeys(t *testing.T, s imaged.BlobStore, maxKeyLen int) {
 	ctx := t.Context()
 	for _, key := range InvalidKeys {
 		_, err := s.Create(ctx, key)
@@ -587,13 +616,23 @@ func testInvalidKeys(t *testing.T, s imaged.BlobStore) {
 		t.Fatalf("List = %v after invalid keys", k)
 	}
 	// The longest valid key and a 200-byte segment are fine.
-	long := strings.Repeat("x/", 511) + "xy"
+	long := keyOfLen(maxKeyLen)
+	if maxKeyLen < blob.MaxKeyLen {
+		_, err := s.Create(ctx, keyOfLen(maxKeyLen+1))
+		wantCode(t, err, imaged.EINVALID)
+	}
 	for _, key := range []string{long, strings.Repeat("y", 200), "-", "_", "...", ".a", "a.", "A-Z_a.z-09"} {
 		put(t, s, key, []byte(key))
 		if got := get(t, s, key); string(got) != key {
 			t.Fatalf("key %.20q: read %q", key, got)
 		}
 	}
+}
+
+// keyOfLen returns a valid key of n bytes, of one-byte segments.
+func keyOfLen(n int) string {
+	k := (n - 1) / 2
+	return strings.Repeat("x/", k) + "xy"[:n-2*k]
 }
 
 // testConcurrentSameKey races writers to one key while readers read it:
@@ -738,7 +777,10 @@ func testConcurrentChurn(t *testing.T, s imaged.BlobStore) {
 
 // testPurgeUploads ages uploads with real (short) time, the only clock the
 // interface lets the suite control: backends test finer cases themselves.
-func testPurgeUploads(t *testing.T, s imaged.BlobStore) {
+func testPurgeUploads(t *testing.T, s imaged.BlobStore, res time.Duration) {
+	// An upload this old is stale; the young one, created just before
+	// the purge, may look up to res older than it is.
+	age := time.Second + res
 	ctx := t.Context()
 	put(t, s, "kept", []byte("committed"))
 	old, err := s.Create(ctx, "p/old")
@@ -749,17 +791,17 @@ func testPurgeUploads(t *testing.T, s imaged.BlobStore) {
 	if n, err := s.PurgeUploads(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("PurgeUploads(1h) = %d, %v; want 0 young uploads purged", n, err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(age + 500*time.Millisecond)
 	young, err := s.Create(ctx, "p/young")
 	if err != nil {
 		t.Fatal(err)
 	}
 	young.Write([]byte("in progress"))
-	if n, err := s.PurgeUploads(ctx, time.Second); err != nil || n != 1 {
-		t.Fatalf("PurgeUploads(1s) = %d, %v; want the 1 old upload purged", n, err)
+	if n, err := s.PurgeUploads(ctx, age); err != nil || n != 1 {
+		t.Fatalf("PurgeUploads(%v) = %d, %v; want the 1 old upload purged", age, n, err)
 	}
-	if n, err := s.PurgeUploads(ctx, time.Second); err != nil || n != 0 {
-		t.Fatalf("second PurgeUploads(1s) = %d, %v; want 0", n, err)
+	if n, err := s.PurgeUploads(ctx, age); err != nil || n != 0 {
+		t.Fatalf("second PurgeUploads(%v) = %d, %v; want 0", age, n, err)
 	}
 	if _, err := young.Commit(ctx); err != nil {
 		t.Fatalf("Commit of the young upload after a purge: %v", err)
