@@ -167,10 +167,7 @@ func (s *Store) CreateImage(ctx context.Context, img *imaged.Image) error {
 		return fmt.Errorf("sqlstore: create image: %w", err)
 	}
 	defer tx.Rollback()
-	// ON CONFLICT DO NOTHING instead of catching a driver-specific
-	// unique-violation error: both dialects report 0 rows affected.
-	res, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version, tags_json, properties_json, lease_id, lease_holder, lease_expires, lease_reserved)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+	res, err := s.txExec(ctx, tx, s.d.rebind(insertImageSQL),
 		img.ID, nullStrPtr(img.Name), string(img.Status), string(img.Visibility), img.Protected, img.OSHidden,
 		nullStr(img.Owner), nullStr(img.DiskFormat), nullStr(img.ContainerFormat), nullInt(img.Size), nullInt(img.VirtualSize),
 		nullStr(img.Checksum), nullStr(img.OSHashAlgo), nullStr(img.OSHashValue), img.MinDisk, img.MinRAM,
@@ -195,11 +192,32 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 	return nil
 }
 
+// The statements of the create path. insertImageSQL uses ON CONFLICT DO
+// NOTHING instead of catching a driver-specific unique-violation error:
+// both dialects report 0 rows affected. On SQLite they are prepared once on
+// the writer (see Store.wstmts), and tags and properties are written one
+// row per execution of a prepared statement (no round trips to save);
+// PostgreSQL writes them in multi-row statements.
+const (
+	insertImageSQL = `INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, container_format, size, virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram, created_at, updated_at, deleted_at, locations, version, tags_json, properties_json, lease_id, lease_holder, lease_expires, lease_reserved)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	insertTagSQL      = `INSERT INTO image_tags (image_id, value) VALUES (?, ?) ON CONFLICT (image_id, value) DO NOTHING`
+	upsertPropertySQL = `INSERT INTO image_properties (image_id, name, value) VALUES (?, ?, ?) ON CONFLICT (image_id, name) DO UPDATE SET value = excluded.value`
+)
+
 // chunk bounds the rows of one multi-row statement, well under both
 // databases' placeholder limits.
 const chunk = 400
 
 func (s *Store) insertTags(ctx context.Context, tx *sql.Tx, id string, tags []string) error {
+	if s.wstmts != nil {
+		for _, t := range tags {
+			if _, err := s.txExec(ctx, tx, insertTagSQL, id, t); err != nil {
+				return fmt.Errorf("sqlstore: insert tags: %w", err)
+			}
+		}
+		return nil
+	}
 	for len(tags) > 0 {
 		n := min(len(tags), chunk)
 		var b strings.Builder
@@ -230,6 +248,14 @@ func (s *Store) upsertProperties(ctx context.Context, tx *sql.Tx, id string, pro
 		names = append(names, k)
 	}
 	sort.Strings(names) // a stable order keeps lock order stable too
+	if s.wstmts != nil {
+		for _, k := range names {
+			if _, err := s.txExec(ctx, tx, upsertPropertySQL, id, k, props[k]); err != nil {
+				return fmt.Errorf("sqlstore: write properties: %w", err)
+			}
+		}
+		return nil
+	}
 	for len(names) > 0 {
 		n := min(len(names), chunk)
 		var b strings.Builder

@@ -97,3 +97,35 @@ func (c *stmtCache) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// prepareAll prepares texts on the cache's pool and keeps them (no
+// eviction applies: call it with a short, fixed list, at open).
+func (c *stmtCache) prepareAll(ctx context.Context, texts ...string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, text := range texts {
+		if c.m[text] != nil {
+			continue
+		}
+		st, err := c.db.PrepareContext(ctx, text)
+		if err != nil {
+			return err
+		}
+		c.m[text] = st
+	}
+	return nil
+}
+
+// execTx runs text with args inside tx, through the statement prepared by
+// prepareAll when there is one (database/sql reuses the statement already
+// prepared on tx's connection), as is otherwise. It never prepares: the
+// transaction may hold the pool's only connection, which a prepare would
+// wait for forever.
+func (c *stmtCache) execTx(ctx context.Context, tx *sql.Tx, text string, args ...any) (sql.Result, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if st := c.m[text]; st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, text, args...)
+}

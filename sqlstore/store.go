@@ -70,6 +70,10 @@ type Store struct {
 	getStmt *sql.Stmt     // GetImage, prepared once on the read pool
 	stmts   *stmtCache    // listing statements on the read pool
 	ckpt    *checkpointer // SQLite: background WAL checkpoints
+	// wstmts holds SQLite's hot write statements prepared on the single
+	// writer connection (preparing took a tenth of a create's CPU);
+	// nil on PostgreSQL, whose driver caches prepared statements itself.
+	wstmts *stmtCache
 }
 
 // maxListStmts bounds the listing statements kept prepared per Store.
@@ -154,6 +158,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: prepare: %w", err)
 	}
 	s.stmts = newStmtCache(s.r, maxListStmts)
+	if s.d.name == SQLite {
+		s.wstmts = newStmtCache(s.w, 3)
+		if err := s.wstmts.prepareAll(ctx, insertImageSQL, insertTagSQL, upsertPropertySQL); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlstore: prepare: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -193,6 +204,15 @@ func sqliteDSNs(dsn string) (w, r, ckpt string, err error) {
 	return path + "?" + common + writer, path + "?" + common + "&_pragma=query_only(1)", path + "?" + common, nil
 }
 
+// txExec runs a write statement in tx: on SQLite through the statement
+// prepared at open when text is one of the create path's, otherwise as is.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, text string, args ...any) (sql.Result, error) {
+	if s.wstmts != nil {
+		return s.wstmts.execTx(ctx, tx, text, args...)
+	}
+	return tx.ExecContext(ctx, text, args...)
+}
+
 // Dialect reports which database the store uses.
 func (s *Store) Dialect() Dialect { return s.d.name }
 
@@ -216,6 +236,9 @@ func (s *Store) Close() error {
 	}
 	if s.stmts != nil {
 		errs = append(errs, s.stmts.close())
+	}
+	if s.wstmts != nil {
+		errs = append(errs, s.wstmts.close())
 	}
 	if s.w != nil && s.d.name == SQLite {
 		// SQLite's advice: let PRAGMA optimize refresh statistics
