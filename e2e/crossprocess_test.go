@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strings"
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
@@ -13,12 +12,21 @@ import (
 
 // TestCrossProcessImport: behind a load balancer the stage and the import
 // of one image may reach different processes. Staged bytes live in the
-// shared store directory (staging/<id>), so a process that did not stage
-// them imports them; each process has its own --data-dir, and they share
-// one PostgreSQL database and --store-dir.
+// shared store (staging/<id>), so a process that did not stage them
+// imports them; each process has its own --data-dir, and they share one
+// PostgreSQL database and the store: a directory, or a bucket of an
+// S3-compatible server.
 func TestCrossProcessImport(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testCrossProcessImport(t, newCluster(t, 2, kind.open(t)))
+		})
+	}
+}
+
+func testCrossProcessImport(t *testing.T, c *cluster) {
 	a, b := c.procs[0], c.procs[1]
 	ctx := context.Background()
 
@@ -37,18 +45,10 @@ func TestCrossProcessImport(t *testing.T) {
 			if err := imagedata.Stage(ctx, tc.stage.client(t, tokAlice), id, bytes.NewReader(data)).ExtractErr(); err != nil {
 				t.Fatal(err)
 			}
-			// The staged bytes are in the shared store directory...
-			staged := func() []string {
-				var out []string
-				for _, f := range blobFiles(t, c.store) {
-					if strings.HasPrefix(f, "staging") && strings.HasSuffix(f, id) {
-						out = append(out, f)
-					}
-				}
-				return out
-			}
+			// The staged bytes are in the shared store...
+			staged := func() []string { return c.store.staged(t, id) }
 			if got := staged(); len(got) != 1 {
-				t.Fatalf("staged files of %s in the shared store: %v (all: %v)", id, got, blobFiles(t, c.store))
+				t.Fatalf("staged entries of %s in the shared store: %v (all: %v)", id, got, c.store.entries(t))
 			}
 			// ...the other process sees the image staged...
 			if img := tc.importer.image(t, tokAlice, id); img.Status != "uploading" || img.SizeBytes != int64(len(data)) {

@@ -124,6 +124,14 @@ func startServer(t *testing.T, extra ...string) *server {
 // a test can start a second process on the data of a first one.
 func startServerIn(t *testing.T, dir string, extra ...string) *server {
 	t.Helper()
+	return startServerEnv(t, dir, nil, extra...)
+}
+
+// startServerEnv is startServerIn with variables added to the process's
+// environment (NAME=value), for settings such as credentials that must not
+// be on its command line.
+func startServerEnv(t *testing.T, dir string, env []string, extra ...string) *server {
+	t.Helper()
 	tokens := filepath.Join(dir, "tokens.yaml")
 	if err := os.WriteFile(tokens, []byte(tokensYAML), 0o600); err != nil {
 		t.Fatal(err)
@@ -131,6 +139,9 @@ func startServerIn(t *testing.T, dir string, extra ...string) *server {
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
 		"--auth", "tokens", "--tokens-file", tokens}, extra...)
 	cmd := exec.Command(binary, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,18 +18,29 @@ import (
 )
 
 // cluster is several imaged processes on one PostgreSQL database and one
-// shared store directory, as a deployment behind a load balancer runs them.
+// shared store (a directory or a bucket), as a deployment behind a load
+// balancer runs them.
 type cluster struct {
-	dsn, store string
-	flags      []string
-	procs      []*server
+	dsn   string
+	store *sharedStore
+	flags []string
+	procs []*server
+	// all is every process started, killed ones included, for the
+	// check of their logs.
+	all []*server
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+// newCluster starts n processes on a new database and the store. When the
+// test ends, after the processes have stopped, it checks that none of
+// them logged the store's secret.
+func newCluster(t *testing.T, n int, store *sharedStore) *cluster {
 	t.Helper()
-	c := &cluster{dsn: sqltest.Postgres(t), store: filepath.Join(t.TempDir(), "store")}
-	c.flags = []string{"--database", c.dsn, "--store-dir", c.store, "--upload-lease", "2s",
-		"--image-property-quota", "256", "--db-max-conns", "8"}
+	c := &cluster{dsn: sqltest.Postgres(t), store: store}
+	c.flags = append([]string{"--database", c.dsn, "--upload-lease", "2s",
+		"--image-property-quota", "256", "--db-max-conns", "8"}, store.flags...)
+	// Registered before the processes start, so it runs after their
+	// cleanups have stopped them and their last lines are in.
+	t.Cleanup(func() { c.checkLogs(t) })
 	for range n {
 		c.procs = append(c.procs, c.start(t))
 	}
@@ -39,7 +49,28 @@ func newCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) start(t *testing.T) *server {
 	t.Helper()
-	return startServer(t, c.flags...)
+	s := startServerEnv(t, t.TempDir(), c.store.env, c.flags...)
+	c.all = append(c.all, s)
+	return s
+}
+
+// checkLogs fails the test if a process's log holds the store's secret.
+func (c *cluster) checkLogs(t *testing.T) {
+	t.Helper()
+	if c.store.secret == "" {
+		return
+	}
+	for _, s := range c.all {
+		logs := s.logs.String()
+		if !strings.Contains(logs, "imaged listening") {
+			t.Errorf("process %s: no log captured, so none checked for the secret", s.URL)
+		}
+		for i, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, c.store.secret) {
+				t.Errorf("process %s logged the store's secret key (line %d)", s.URL, i+1)
+			}
+		}
+	}
 }
 
 // pick spreads requests over the processes.
@@ -67,10 +98,20 @@ func upload(t *testing.T, s *server, id string, body io.Reader, size int64) int 
 }
 
 // TestMultiProcess drives two imaged processes on one database and one
-// store directory concurrently, then checks that no bytes are orphaned.
+// shared store concurrently, then checks that no bytes are orphaned: with
+// the store a directory, and a bucket of an S3-compatible server (the
+// stateless replicas).
 func TestMultiProcess(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
+	for _, kind := range storeKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testMultiProcess(t, newCluster(t, 2, kind.open(t)))
+		})
+	}
+}
+
+func testMultiProcess(t *testing.T, c *cluster) {
 	s1, s2 := c.procs[0], c.procs[1]
 
 	t.Run("racing patches are all kept", func(t *testing.T) {
@@ -295,9 +336,26 @@ func TestMultiProcess(t *testing.T) {
 	t.Run("a process killed mid-upload, another recovers", func(t *testing.T) {
 		s3 := c.start(t)
 		id := s3.newImage(t, tokAlice, "crash")
-		conn := s3.partialUpload(t, id, 64<<20, 1<<20)
+		// More than two parts of the s3 kind: the crash leaves a
+		// multipart upload with parts in the bucket.
+		const sent = 12 << 20
+		conn := s3.partialUpload(t, id, 64<<20, sent)
 		defer conn.Close()
 		s1.waitStatus(t, id, images.ImageStatusSaving, 10*time.Second)
+		// The store holds an upload in progress with most of the sent
+		// bytes (two full parts of the s3 kind; the rest is in the
+		// process's memory), which the crash abandons.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			ups := c.store.uploads(t)
+			if slices.ContainsFunc(ups, func(u pendingUpload) bool { return u.Bytes >= 2*s3PartSize }) {
+				t.Logf("in progress at the crash: %+v", ups)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("uploads in progress in the store: %+v, want one holding %d of the %d bytes sent", ups, 2*s3PartSize, sent)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		s3.kill(t)
 		// s1 keeps serving while the lease runs out.
 		if code, _, _ := s1.do(t, "GET", "/v2/images", tokAlice, "", ""); code != 200 {
@@ -307,7 +365,9 @@ func TestMultiProcess(t *testing.T) {
 		if img.SizeBytes != 0 || img.Checksum != "" {
 			t.Errorf("recovered image: %+v", img)
 		}
-		data := randomBytes(t, 1<<20)
+		// Several parts of the s3 kind, completed by another process
+		// than the one that crashed.
+		data := randomBytes(t, 2*s3PartSize+17)
 		if st := upload(t, s1, id, bytes.NewReader(data), int64(len(data))); st != http.StatusNoContent {
 			t.Fatalf("upload after recovery: %d", st)
 		}
@@ -315,8 +375,11 @@ func TestMultiProcess(t *testing.T) {
 	})
 
 	t.Run("no orphaned bytes", func(t *testing.T) {
-		// Every file left in the shared store is the data of an active
-		// image, once the sweeps (every lease period) have run.
+		// Every file or object left in the shared store is the data of
+		// an active image, and no upload is left in progress (the
+		// crashed one's multipart upload aborted), once the sweeps
+		// (every lease period: RecoverAbandoned, PurgeUploads of
+		// uploads idle for a lease, SweepOrphans) have run.
 		code, _, body := s1.do(t, "GET", "/v2/images?limit=1000&visibility=all", tokAdmin, "", "")
 		if code != 200 {
 			t.Fatalf("admin listing: %d %s", code, body)
@@ -342,7 +405,7 @@ func TestMultiProcess(t *testing.T) {
 		}
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			files := blobFiles(t, c.store)
+			files, ups := c.store.entries(t), c.store.uploads(t)
 			perImage := map[string]int{}
 			var orphans []string
 			for _, f := range files {
@@ -358,7 +421,7 @@ func TestMultiProcess(t *testing.T) {
 					perImage[owner]++
 				}
 			}
-			ok := len(orphans) == 0 && len(perImage) == len(active)
+			ok := len(orphans) == 0 && len(ups) == 0 && len(perImage) == len(active)
 			for _, n := range perImage {
 				ok = ok && n == 1
 			}
@@ -366,7 +429,7 @@ func TestMultiProcess(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("store files %v: orphans %v, per active image %v", files, orphans, perImage)
+				t.Fatalf("store entries %v: orphans %v, per active image %v; uploads in progress %+v", files, orphans, perImage, ups)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
