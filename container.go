@@ -228,12 +228,36 @@ type ContainerImageQuery struct {
 	// (false) images.
 	CustomizedOwner string
 	Customized      *bool
+	// ReadableBy, when set, keeps only the images this non-admin reader
+	// may read, so that the store does not hand back pages of images the
+	// caller would drop (a catalog of many users' customized images). nil
+	// = no restriction (admins). The rule is the one policy.ContainerAccess
+	// applies to a non-admin, combined (AND) with the other filters,
+	// Statuses included:
+	//   - a customized image (one carrying LabelCustomizedOwner, whatever
+	//     its value) is readable, in any status and visibility, only when
+	//     its label is exactly "user:" + UserID and UserID is not empty (a
+	//     malformed label makes nobody the owner);
+	//   - any other image is readable only while alive, and then when its
+	//     visibility is public or community, or when it is private or
+	//     shared and its catalog Owner equals ProjectID, ProjectID not
+	//     empty.
+	// Empty ids never match: an empty UserID reads no customized image,
+	// an empty ProjectID no private or shared one.
+	ReadableBy *ContainerReader
 	// Sort: "reference" (default), "created_at", "updated_at", "size";
 	// ties broken by id in the same direction.
 	SortKey string
 	SortDir SortDir // "" = asc
 	After   *ContainerImage
 	Limit   int // > 0
+}
+
+// ContainerReader is the non-admin caller a ContainerImageQuery is
+// restricted to (its Identity's UserID and ProjectID).
+type ContainerReader struct {
+	ProjectID string
+	UserID    string
 }
 
 // ContainerAlias names one container image.

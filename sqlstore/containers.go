@@ -373,6 +373,33 @@ func (s *Store) FindContainerImage(ctx context.Context, reference, arch string, 
 	return ci, nil
 }
 
+// readableCond renders ContainerImageQuery.ReadableBy, the rule of
+// policy.ContainerAccess for a non-admin: a customized image only to the
+// user its label names, any other only while alive and as its visibility
+// allows. Branches whose id is empty are left out rather than compared,
+// since an empty id never matches (and a NULL or empty owner must not
+// match an empty project).
+func readableCond(r *imaged.ContainerReader) (string, []any) {
+	var (
+		ors  []string
+		args []any
+	)
+	if r.UserID != "" {
+		// The column holds the raw label; CustomizedOwner() is X exactly
+		// when it is "user:X".
+		ors = append(ors, `c.customized = ?`)
+		args = append(args, "user:"+r.UserID)
+	}
+	vis := `i.visibility IN (?, ?)`
+	args = append(args, string(imaged.ContainerAlive), string(imaged.VisibilityPublic), string(imaged.VisibilityCommunity))
+	if r.ProjectID != "" {
+		vis = `(` + vis + ` OR (i.visibility IN (?, ?) AND i.owner = ?))`
+		args = append(args, string(imaged.VisibilityPrivate), string(imaged.VisibilityShared), r.ProjectID)
+	}
+	ors = append(ors, `(c.customized IS NULL AND c.status = ? AND `+vis+`)`)
+	return `(` + strings.Join(ors, ` OR `) + `)`, args
+}
+
 // containerSortCols maps ContainerImageQuery sort keys to columns.
 var containerSortCols = map[string]string{"reference": "c.reference", "created_at": "c.created_at", "updated_at": "c.updated_at", "size": "c.size"}
 
@@ -417,6 +444,11 @@ func (s *Store) ListContainerImages(ctx context.Context, q imaged.ContainerImage
 		} else {
 			where = append(where, "c.customized IS NULL")
 		}
+	}
+	if r := q.ReadableBy; r != nil {
+		cond, rargs := readableCond(r)
+		where = append(where, cond)
+		args = append(args, rargs...)
 	}
 	if a := q.After; a != nil {
 		var v any

@@ -45,6 +45,7 @@ func RunContainers(t *testing.T, open func(t *testing.T) ContainerImageStore) {
 		{"Purge", testPurge},
 		{"Aliases", testAliases},
 		{"ListModel", testContainerList},
+		{"ListReadable", testContainerListReadable},
 		{"ConcurrentUpdates", testContainerConcurrentUpdates},
 		{"ConcurrentScans", testConcurrentScans},
 		{"Audit", testAudit},
@@ -730,6 +731,148 @@ func testContainerList(t *testing.T, s ContainerImageStore) {
 	wantCode(t, err, imaged.EINVALID)
 	_, err = s.ListContainerImages(ctx, imaged.ContainerImageQuery{SortDir: "up", Limit: 1})
 	wantCode(t, err, imaged.EINVALID)
+}
+
+// readableModel is ContainerImageQuery.ReadableBy's rule, the one
+// policy.ContainerAccess applies to a non-admin, written out here because
+// the suite must not depend on the policy package.
+func readableModel(ci *imaged.ContainerImage, r *imaged.ContainerReader) bool {
+	if r == nil {
+		return true
+	}
+	if _, customized := ci.Labels[imaged.LabelCustomizedOwner]; customized {
+		owner := ci.CustomizedOwner()
+		return owner != "" && owner == r.UserID
+	}
+	if ci.Status != imaged.ContainerAlive {
+		return false
+	}
+	switch ci.Visibility {
+	case imaged.VisibilityPublic, imaged.VisibilityCommunity:
+		return true
+	case imaged.VisibilityPrivate, imaged.VisibilityShared:
+		return ci.Owner != "" && ci.Owner == r.ProjectID
+	}
+	return false
+}
+
+// testContainerListReadable checks ReadableBy over every mix of
+// customized label, visibility, catalog owner and status, for readers
+// with and without user and project ids, alone and with other filters,
+// paged.
+func testContainerListReadable(t *testing.T, s ContainerImageStore) {
+	ctx := context.Background()
+	if err := s.CreateRegistry(ctx, newRegistry("r1")); err != nil {
+		t.Fatal(err)
+	}
+	// "" = stock; "bogus" and "user:" are customized images nobody owns;
+	// "user:alice:x" is owned by user "alice:x", not by alice.
+	customizedLabels := []string{"", "user:alice", "user:bob", "bogus", "user:", "user:alice:x"}
+	visibilities := []imaged.Visibility{imaged.VisibilityPublic, imaged.VisibilityCommunity, imaged.VisibilityPrivate, imaged.VisibilityShared}
+	owners := []string{"", "proj-p", "proj-q"}
+	var items []*imaged.ContainerImage
+	for _, label := range customizedLabels {
+		for _, vis := range visibilities {
+			for _, owner := range owners {
+				for range 2 { // one stays alive, the other is forgotten below
+					it := found([]string{"bai/python", "other/tf"}[len(items)%2], fmt.Sprintf("t%03d", len(items)), "x86_64", int64(len(items)%5))
+					if label != "" {
+						it.Labels[imaged.LabelCustomizedOwner] = label
+					}
+					it.Visibility, it.Owner = vis, owner
+					items = append(items, it)
+				}
+			}
+		}
+	}
+	byRef := map[string]int{}
+	for i, it := range items {
+		byRef[it.Reference] = i
+	}
+	res := mustScan(t, s, "r1", items...)
+	if len(res.Created) != len(items) {
+		t.Fatalf("created %d images, want %d", len(res.Created), len(items))
+	}
+	var world []*imaged.ContainerImage
+	for _, ci := range res.Created {
+		i := byRef[ci.Reference]
+		if i%2 == 1 {
+			update(t, s, ci.ID, func(ci *imaged.ContainerImage) { ci.Status = imaged.ContainerForgotten })
+		}
+		got := mustGetContainer(t, s, ci.ID)
+		if got.Visibility != items[i].Visibility || got.Owner != items[i].Owner {
+			t.Fatalf("%s stored as %s/%q, want %s/%q", got.Reference, got.Visibility, got.Owner, items[i].Visibility, items[i].Owner)
+		}
+		world = append(world, got)
+	}
+	// total is how many images each reader may read in any status,
+	// counted by hand as an anchor for the model: 24 customized images
+	// per owner label (4 visibilities x 3 owners x 2 statuses), 6 alive
+	// public or community ones, 2 alive private or shared ones per
+	// project.
+	readers := []struct {
+		r     *imaged.ContainerReader
+		total int
+	}{
+		{&imaged.ContainerReader{UserID: "alice", ProjectID: "proj-p"}, 24 + 6 + 2},
+		{&imaged.ContainerReader{UserID: "bob", ProjectID: "proj-q"}, 24 + 6 + 2},
+		{&imaged.ContainerReader{UserID: "alice", ProjectID: ""}, 24 + 6},
+		{&imaged.ContainerReader{UserID: "", ProjectID: "proj-p"}, 6 + 2},
+		{&imaged.ContainerReader{UserID: "", ProjectID: ""}, 6},
+		{&imaged.ContainerReader{UserID: "carol", ProjectID: "proj-r"}, 6},
+		{&imaged.ContainerReader{UserID: "alice:x", ProjectID: "proj-q"}, 24 + 6 + 2},
+		{nil, len(world)}, // admins
+	}
+	both := []imaged.ContainerStatus{imaged.ContainerAlive, imaged.ContainerForgotten}
+	yes, no := true, false
+	queries := []imaged.ContainerImageQuery{
+		{},
+		{Statuses: both},
+		{Statuses: []imaged.ContainerStatus{imaged.ContainerForgotten}},
+		{Statuses: both, Owner: "proj-p"},
+		{Statuses: both, Customized: &yes},
+		{Customized: &no, Repository: "other/tf"},
+		{Statuses: both, CustomizedOwner: "alice", SortKey: "size", SortDir: imaged.Desc},
+		{Statuses: both, SortKey: "created_at", SortDir: imaged.Desc},
+	}
+	for _, rc := range readers {
+		r := rc.r
+		for _, q := range queries {
+			q.ReadableBy = r
+			var want []*imaged.ContainerImage
+			for _, ci := range world {
+				if containerMatches(ci, &q) && readableModel(ci, r) {
+					want = append(want, ci)
+				}
+			}
+			slices.SortFunc(want, func(a, b *imaged.ContainerImage) int { return compareContainers(a, b, q.SortKey) })
+			if q.SortDir == imaged.Desc {
+				slices.Reverse(want)
+			}
+			var got []*imaged.ContainerImage
+			q.Limit = 5
+			for {
+				page, err := s.ListContainerImages(ctx, q)
+				if err != nil {
+					t.Fatalf("%+v: %v", q, err)
+				}
+				got = append(got, page...)
+				if len(page) < q.Limit || len(got) > len(world) {
+					break
+				}
+				q.After = page[len(page)-1]
+			}
+			if len(got) != len(want) {
+				t.Fatalf("reader %+v, query %+v: got %d images, want %d", r, q, len(got), len(want))
+			}
+			for i := range want {
+				sameContainer(t, got[i], want[i])
+			}
+			if len(q.Statuses) == 2 && q.Owner == "" && q.Customized == nil && q.CustomizedOwner == "" && len(got) != rc.total {
+				t.Errorf("reader %+v reads %d images in all, want %d", r, len(got), rc.total)
+			}
+		}
+	}
 }
 
 func testContainerConcurrentUpdates(t *testing.T, s ContainerImageStore) {
