@@ -13,13 +13,18 @@ import (
 )
 
 // Part sizes. S3 refuses parts under 5 MiB except the last, and an upload
-// has at most 10000 parts, so DefaultPartSize bounds a blob at 160 GiB
-// while a writer holds at most two parts (32 MiB) in memory.
+// has at most 10000 parts. A writer holds at most two parts in memory, so
+// the part size is what an upload costs in memory: it starts at the
+// configured size (DefaultPartSize: 8 MiB, 16 MiB of buffers) and doubles
+// every partsPerSize parts, so that a blob may still reach terabytes
+// (8 MiB parts: 8 GiB in the first 1000 parts, 16 GiB in the next 1000,
+// ...) while the common image, a few GiB, never costs more than 16 MiB.
 const (
 	MinPartSize     = 5 << 20
 	MaxPartSize     = 5 << 30
-	DefaultPartSize = 16 << 20
+	DefaultPartSize = 8 << 20
 	maxParts        = 10000
+	partsPerSize    = 1000
 )
 
 // DefaultRegion is the region requests are signed for when the URL names

@@ -72,18 +72,19 @@ func (w *writer) Write(p []byte) (int, error) {
 		if w.buf == nil && w.spare != nil {
 			w.buf, w.spare = w.spare[:0], nil
 		}
-		m := min(len(p), int(w.s.partSize)-len(w.buf))
+		size := w.fillSize()
+		m := min(len(p), size-len(w.buf))
 		if cap(w.buf)-len(w.buf) < m {
 			// The first buffer grows as bytes come, so that a
 			// small blob never costs a whole part of memory, and
 			// never past a part (append could overshoot).
-			nb := make([]byte, len(w.buf), min(int(w.s.partSize), max(2*cap(w.buf), len(w.buf)+m, 64<<10)))
+			nb := make([]byte, len(w.buf), min(size, max(2*cap(w.buf), len(w.buf)+m, 64<<10)))
 			copy(nb, w.buf)
 			w.buf = nb
 		}
 		w.buf = append(w.buf, p[:m]...)
 		p, n, w.size = p[m:], n+m, w.size+int64(m)
-		if len(w.buf) == int(w.s.partSize) {
+		if len(w.buf) == size {
 			if err := w.sendPart(); err != nil {
 				return n, err
 			}
@@ -91,6 +92,21 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	w.touch()
 	return n, nil
+}
+
+// fillSize is the size of the part being filled: the configured part
+// size, doubled for every partsPerSize parts already sent or in flight,
+// at most MaxPartSize.
+func (w *writer) fillSize() int {
+	n := len(w.parts)
+	if w.pending != nil {
+		n++
+	}
+	size := w.s.partSize
+	for i := n / partsPerSize; i > 0 && size < MaxPartSize; i-- {
+		size *= 2
+	}
+	return int(min(size, MaxPartSize))
 }
 
 // touch refreshes the upload's activity marker if it is due, so that
@@ -115,7 +131,7 @@ func (w *writer) sendPart() error {
 	}
 	num := len(w.parts) + 1
 	if num > maxParts {
-		w.err = imaged.Errorf(imaged.ETOOLARGE, "Blob %s is larger than this store allows (%d parts of %d bytes).", w.key, maxParts, w.s.partSize)
+		w.err = imaged.Errorf(imaged.ETOOLARGE, "Blob %s is larger than this store allows (%d parts from %d bytes).", w.key, maxParts, w.s.partSize)
 		return w.err
 	}
 	buf := w.buf
@@ -213,7 +229,7 @@ func (w *writer) commit(ctx context.Context) (imaged.BlobInfo, error) {
 		}
 		if len(w.buf) > 0 {
 			if len(w.parts) >= maxParts {
-				return imaged.BlobInfo{}, imaged.Errorf(imaged.ETOOLARGE, "Blob %s is larger than this store allows (%d parts of %d bytes).", w.key, maxParts, w.s.partSize)
+				return imaged.BlobInfo{}, imaged.Errorf(imaged.ETOOLARGE, "Blob %s is larger than this store allows (%d parts from %d bytes).", w.key, maxParts, w.s.partSize)
 			}
 			r := w.uploadPart(ctx, int32(len(w.parts)+1), w.buf)
 			if r.err != nil {
