@@ -157,7 +157,7 @@ func (a *api) getImage(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if tags, any := entityTags(r.Header.Values("If-None-Match")); any || contains(tags, imageETag(ci), true) {
+	if imaged.NoneMatch(r.Header.Values("If-None-Match"), imageETag(ci)) {
 		w.Header().Set("ETag", imageETag(ci))
 		w.WriteHeader(http.StatusNotModified)
 		return

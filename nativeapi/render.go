@@ -3,7 +3,6 @@ package nativeapi
 import (
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/imaged/imaged"
@@ -133,9 +132,7 @@ func (a *api) installed(r *http.Request, imgs []imageJSON) {
 
 // imageETag is a container image's entity tag: "<id>-<version>", as the
 // Glance API tags the same catalog rows.
-func imageETag(ci *imaged.ContainerImage) string {
-	return `"` + ci.ID + "-" + strconv.FormatInt(ci.Version, 10) + `"`
-}
+func imageETag(ci *imaged.ContainerImage) string { return imaged.ETag(ci.ID, ci.Version) }
 
 // writeImage answers with one image and its ETag.
 func (a *api) writeImage(w http.ResponseWriter, r *http.Request, status int, ci *imaged.ContainerImage) {
