@@ -87,7 +87,7 @@ func (c Config) url(secret string) string {
 	if insecure {
 		q.Set("insecure", "true")
 	}
-	if c.PartSize != 0 && c.PartSize != DefaultPartSize {
+	if c.PartSize != 0 {
 		q.Set("part_size", strconv.FormatInt(c.PartSize, 10))
 	}
 	u.RawQuery = q.Encode()
