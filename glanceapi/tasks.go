@@ -1,6 +1,7 @@
 package glanceapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -15,11 +16,11 @@ import (
 // POST /v2/tasks and DELETE /v2/tasks/{id}, Glance 25.1's deprecated task
 // API. Both are for tasks_api_access (admins) first. DELETE is always
 // Glance's 405 (tasks expire by themselves). POST checks the body exactly
-// as Glance's deserializer does; a task that passes is not created: Glance
-// would run a legacy "import" task (a URL into a new image) or an
-// "api_image_import" task doing nothing, and imaged answers 501, pointing
-// to the interoperable import (POST /v2/images/{id}/import) that replaces
-// them.
+// as Glance's deserializer does, then hands it to the service: a legacy
+// "import" task (a URL into a new image) is created and runs in the
+// background (catalog.CreateTask); an "api_image_import" task, which
+// Glance creates but never runs usefully, is a 501 pointing to the
+// interoperable import (POST /v2/images/{id}/import).
 
 // taskAccess answers tasks_api_access's refusal (403) or the absence of
 // the import service (501); it reports whether the request may go on.
@@ -61,8 +62,27 @@ func (a *api) createTask(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.writeError(w, r, imaged.Errorf(imaged.ENOTIMPLEMENTED,
-		"Not Implemented: creating tasks through the deprecated task API is not supported; use the image import API (POST /v2/images/{image_id}/import)."))
+	tc, ok := a.svc.(taskCreator)
+	if !ok {
+		a.writeError(w, r, imaged.Errorf(imaged.ENOTIMPLEMENTED,
+			"Not Implemented: creating tasks through the deprecated task API is not supported; use the image import API (POST /v2/images/{image_id}/import)."))
+		return
+	}
+	m := body.(map[string]any) // validateTaskBody checked it
+	input, _ := m["input"].(map[string]any)
+	t, err := tc.CreateTask(r.Context(), m["type"].(string), input)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", baseURL(r)+"/v2/tasks/"+t.ID)
+	a.writeRendered(w, r, http.StatusCreated, func(b []byte) []byte { return appendTask(b, t) })
+}
+
+// taskCreator is the service side of POST /v2/tasks (catalog.Service):
+// typ and input have passed the task schema; input is nil for JSON null.
+type taskCreator interface {
+	CreateTask(ctx context.Context, typ string, input map[string]any) (*imaged.Task, error)
 }
 
 // taskProps are the task schema's properties, in its order, with their

@@ -24,7 +24,8 @@ func TestTaskCreateAndDelete(t *testing.T) {
 		{admin, `{"type": "import", "input": {}, "foo": 1}`, 400, "Provided object does not match schema 'task': Additional properties are not allowed ('foo' was unexpected)"},
 		{admin, `{"type": "import", "input": {}, "status": "bogus"}`, 400, "Provided object does not match schema 'task': 'bogus' is not one of ['pending', 'processing', 'success', 'failure']"},
 		{admin, `{"type": "import", "input": {}, "id": "x"}`, 400, "Provided object does not match schema 'task': 'x' does not match"},
-		{admin, `{"type": "import", "input": {"import_from": "http://example.com/x"}}`, 501, "Not Implemented: creating tasks"},
+		// No web-download fetcher here: nothing may fetch the URL.
+		{admin, `{"type": "import", "input": {"import_from": "http://example.com/x"}}`, 501, "Not Implemented: the legacy import task fetches image data from a URL"},
 	} {
 		r := e.do(t, req{method: "POST", path: "/v2/tasks", token: tc.token, header: js, body: tc.body})
 		if r.status != tc.status || !strings.HasPrefix(jsonErr(t, r), tc.msg) {
