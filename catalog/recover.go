@@ -17,7 +17,8 @@ const recoverPage = 100
 // bytes that upload was writing, so that the image can be uploaded again.
 // Each image is recovered in one conditional update (still the same expired
 // lease), so several processes may run it at once: each image is recovered
-// once. It returns how many images it recovered.
+// once. It returns how many images it recovered. It also fails the legacy
+// import tasks (POST /v2/tasks) whose process died.
 func (s *Service) RecoverAbandoned(ctx context.Context) (int, error) {
 	now := s.clock.Now()
 	recovered := 0
@@ -50,6 +51,9 @@ func (s *Service) RecoverAbandoned(ctx context.Context) (int, error) {
 			}
 			q.After = page[len(page)-1]
 		}
+	}
+	if _, err := s.failAbandonedLegacyTasks(ctx); err != nil {
+		return recovered, err
 	}
 	return recovered, nil
 }

@@ -81,3 +81,43 @@ func TestLegacyImportNeedsFetcher(t *testing.T) {
 		t.Fatalf("without a fetcher: %v", err)
 	}
 }
+
+// TestRecoverAbandonedLegacyTask: a legacy import task whose process died
+// (its heartbeat, updated_at, older than an upload lease) is failed by the
+// recovery sweep; a task whose heartbeat is recent, and one that ended,
+// are left alone.
+func TestRecoverAbandonedLegacyTask(t *testing.T) {
+	t.Parallel()
+	e, svc := newImportEnv(t, false)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	tasks := []*imaged.Task{
+		{ID: "5f0b3e1c-0000-4000-8000-00000000000a", Status: imaged.TaskProcessing, UpdatedAt: now},                  // dead
+		{ID: "5f0b3e1c-0000-4000-8000-00000000000b", Status: imaged.TaskPending, UpdatedAt: now},                     // dead before it started
+		{ID: "5f0b3e1c-0000-4000-8000-00000000000c", Status: imaged.TaskProcessing, UpdatedAt: now.Add(time.Minute)}, // alive
+		{ID: "5f0b3e1c-0000-4000-8000-00000000000d", Status: imaged.TaskSuccess, UpdatedAt: now},                     // ended
+	}
+	for _, tk := range tasks {
+		tk.Type, tk.Owner, tk.CreatedAt = catalog.TaskTypeLegacyImport, "admin", now
+		if err := e.store.CreateTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.skew.Store(int64(30 * time.Second)) // ten upload leases later
+	if _, err := svc.RecoverAbandoned(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []imaged.TaskStatus{imaged.TaskFailure, imaged.TaskFailure, imaged.TaskProcessing, imaged.TaskSuccess}
+	for i, tk := range tasks {
+		got, err := e.store.GetTask(ctx, tk.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != want[i] {
+			t.Errorf("task %d: status %s, want %s", i, got.Status, want[i])
+		}
+		if want[i] == imaged.TaskFailure && (got.Message != "Task failed due to Internal Error" || got.ExpiresAt == nil) {
+			t.Errorf("task %d failed as %q, expires %v", i, got.Message, got.ExpiresAt)
+		}
+	}
+}
