@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 )
@@ -141,4 +147,57 @@ func fieldOf(t *testing.T, table, key string) string {
 	}
 	t.Fatalf("no %q in:\n%s", key, table)
 	return ""
+}
+
+// TestGlanceCLILegacyTask: the glance CLI's task-create runs Glance's
+// legacy import task (POST /v2/tasks, type import) against imaged: the
+// task ends in success with the new image's id, and the image holds the
+// served bytes (image-download through the CLI, which checks the MD5).
+func TestGlanceCLILegacyTask(t *testing.T) {
+	t.Parallel()
+	glance := needTool(t, "glance")
+	data := randomBytes(t, 3<<20+5)
+	src := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "disk.img", time.Time{}, bytes.NewReader(data))
+	}))
+	t.Cleanup(src.Close)
+	u, err := url.Parse(src.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--web-download-allowed-networks", "127.0.0.0/8", "--web-download-allowed-ports", u.Port())
+	home := t.TempDir()
+	g := glanceAs(t, s, glance, home, tokAdmin)
+	input := `{"import_from": "` + src.URL + `/disk.img", "import_from_format": "raw",` +
+		` "image_properties": {"name": "legacy-cli", "disk_format": "raw", "container_format": "bare"}}`
+	out := g("task-create", "--type", "import", "--input", input)
+	taskID := fieldOf(t, out, "id")
+	if st := fieldOf(t, out, "status"); st != "pending" && st != "processing" && st != "success" {
+		t.Fatalf("task-create status %q:\n%s", st, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out = g("task-show", taskID)
+		if st := fieldOf(t, out, "status"); st == "success" {
+			break
+		} else if st == "failure" || time.Now().After(deadline) {
+			t.Fatalf("task %s:\n%s", taskID, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var result struct {
+		ImageID string `json:"image_id"`
+	}
+	if err := json.Unmarshal([]byte(fieldOf(t, out, "result")), &result); err != nil || result.ImageID == "" {
+		t.Fatalf("task result %q: %v", fieldOf(t, out, "result"), err)
+	}
+	file := filepath.Join(home, "legacy.img")
+	g("image-download", "--file", file, result.ImageID)
+	got, err := os.ReadFile(file)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("downloaded %d bytes (%v), want the %d served", len(got), err, len(data))
+	}
+	if out := g("image-show", result.ImageID); fieldOf(t, out, "status") != "active" || fieldOf(t, out, "name") != "legacy-cli" {
+		t.Fatalf("image-show:\n%s", out)
+	}
 }
