@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 
 	"github.com/imaged/imaged"
 )
@@ -22,3 +23,6 @@ func (s *Store) BulkMembers(ctx context.Context, ms []*imaged.Member) error {
 }
 
 func (s *Store) Analyze(ctx context.Context) error { return s.analyze(ctx) }
+
+// ReadDB exposes the read pool (on PostgreSQL, the listings' pool).
+func (s *Store) ReadDB() *sql.DB { return s.r }

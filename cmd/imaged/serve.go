@@ -118,7 +118,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	intFlag(fs, &c.PropertyQuota, "image-property-quota", "IMAGE_PROPERTY_QUOTA", defaults.ImagePropertyQuota, "most additional properties an image may have; -1 = unlimited")
 	intFlag(fs, &c.TagQuota, "image-tag-quota", "IMAGE_TAG_QUOTA", defaults.ImageTagQuota, "most tags an image may have; -1 = unlimited")
 	intFlag(fs, &c.MemberQuota, "image-member-quota", "IMAGE_MEMBER_QUOTA", defaults.ImageMemberQuota, "most members an image may have; -1 = unlimited")
-	intFlag(fs, &c.DBMaxConns, "db-max-conns", "DB_MAX_CONNS", 0, "most database connections this process opens (PostgreSQL: the whole pool, 16 if 0; SQLite: the read pool, 4 if 0); mind max_connections when running several processes")
+	intFlag(fs, &c.DBMaxConns, "db-max-conns", "DB_MAX_CONNS", 0, "most database connections this process opens (PostgreSQL: all of them, 16 if 0, half for writes and image lookups, half for listings; SQLite: the read pool, 4 if 0); mind max_connections when running several processes")
 	intFlag(fs, &c.DBMaxIdleConns, "db-max-idle-conns", "DB_MAX_IDLE_CONNS", 0, "most idle database connections kept open (0: as many as --db-max-conns); fewer frees server connections between bursts")
 	connLifetime := env("DB_CONN_MAX_LIFETIME", "0s")
 	fs.StringVar(&connLifetime, "db-conn-max-lifetime", connLifetime, "close database connections this old (0: never), e.g. behind a connection balancer or for credential rotation (IMAGED_DB_CONN_MAX_LIFETIME)")
