@@ -2,12 +2,10 @@ package glanceapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/imaged/imaged"
@@ -125,7 +123,7 @@ func validateTaskBody(body any) error {
 	}
 	m, ok := body.(map[string]any)
 	if !ok {
-		return bad("%s is not of type 'object'", taskRepr(body))
+		return bad("%s is not of type 'object'", pyRepr(body))
 	}
 	var extra []string
 	for k := range m {
@@ -137,7 +135,7 @@ func validateTaskBody(body any) error {
 		sort.Strings(extra)
 		quoted := make([]string, len(extra))
 		for i, k := range extra {
-			quoted[i] = taskRepr(k)
+			quoted[i] = pyRepr(k)
 		}
 		verb := "was"
 		if len(extra) > 1 {
@@ -156,17 +154,17 @@ func validateTaskBody(body any) error {
 			for i, t := range types {
 				q[i] = "'" + t + "'"
 			}
-			return bad("%s is not of type %s", taskRepr(v), strings.Join(q, ", "))
+			return bad("%s is not of type %s", pyRepr(v), strings.Join(q, ", "))
 		}
 		if enum, ok := taskEnums[p.name]; ok && !slices.Contains(enum, v.(string)) {
 			q := make([]string, len(enum))
 			for i, e := range enum {
 				q[i] = "'" + e + "'"
 			}
-			return bad("%s is not one of [%s]", taskRepr(v), strings.Join(q, ", "))
+			return bad("%s is not one of [%s]", pyRepr(v), strings.Join(q, ", "))
 		}
 		if s, ok := v.(string); ok && p.name == "id" && !taskIDRe.MatchString(s) {
-			return bad("%s does not match %s", taskRepr(v), taskRepr(taskIDRe.String()))
+			return bad("%s does not match %s", pyRepr(v), pyRepr(taskIDRe.String()))
 		}
 	}
 	return nil
@@ -191,46 +189,4 @@ func jsonTypeIn(v any, types []string) bool {
 		}
 	}
 	return false
-}
-
-// taskRepr is Python's repr of a decoded JSON value, for the schema
-// messages.
-func taskRepr(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	case string:
-		if strings.Contains(x, "'") && !strings.Contains(x, `"`) {
-			return `"` + x + `"`
-		}
-		return "'" + strings.ReplaceAll(strings.ReplaceAll(x, `\`, `\\`), "'", `\'`) + "'"
-	case float64:
-		if x == float64(int64(x)) {
-			return strconv.FormatInt(int64(x), 10)
-		}
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = taskRepr(e)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = taskRepr(k) + ": " + taskRepr(x[k])
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	}
-	return fmt.Sprint(v)
 }
