@@ -359,41 +359,14 @@ func (m *Manager) RecoverAbandoned(ctx context.Context, types []string, staleAft
 	if staleAfter <= 0 {
 		staleAfter = 3 * m.cfg.HeartbeatInterval
 	}
-	cutoff := m.clock.Now().Add(-staleAfter)
-	q := imaged.TaskQuery{Types: types, Statuses: []string{string(imaged.TaskPending), string(imaged.TaskProcessing)},
-		SortKey: "updated_at", SortDir: imaged.Asc, Limit: 200}
-	n := 0
-	for {
-		page, err := m.store.ListTasks(ctx, q)
-		if err != nil {
-			return n, fmt.Errorf("bgtask: recover: %w", err)
-		}
-		for _, t := range page {
-			if !t.UpdatedAt.Before(cutoff) {
-				return n, nil // sorted by updated_at: the rest are alive
-			}
-			_, err := m.store.UpdateTask(ctx, t.ID, func(cur *imaged.Task) error {
-				if Ended(cur) || !cur.UpdatedAt.Before(cutoff) {
-					return errNotAbandoned
-				}
-				now := m.clock.Now()
-				exp := now.Add(m.cfg.TTL)
-				cur.Status, cur.Message, cur.UpdatedAt, cur.ExpiresAt = imaged.TaskFailure,
-					"The task was abandoned: the process running it stopped before it finished.", now, &exp
-				return nil
-			})
-			if err == nil {
-				n++
-				m.notify(t.ID)
-			} else if !errors.Is(err, errNotAbandoned) {
-				return n, fmt.Errorf("bgtask: recover %s: %w", t.ID, err)
-			}
-		}
-		if len(page) < q.Limit {
-			return n, nil
-		}
-		q.After = page[len(page)-1]
+	now := m.clock.Now()
+	ids, err := imaged.FailAbandonedTasks(ctx, m.store, types, now.Add(-staleAfter), now, m.cfg.TTL,
+		"The task was abandoned: the process running it stopped before it finished.")
+	for _, id := range ids {
+		m.notify(id)
 	}
+	if err != nil {
+		return len(ids), fmt.Errorf("bgtask: recover: %w", err)
+	}
+	return len(ids), nil
 }
-
-var errNotAbandoned = errors.New("bgtask: task is not abandoned")

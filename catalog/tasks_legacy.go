@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -238,55 +237,23 @@ func (s *Service) dropLegacyImage(ctx context.Context, imageID string) {
 	}
 }
 
-// failAbandonedLegacyTasks fails the legacy import tasks, pending or
-// processing, whose heartbeat (updated_at, renewed every UploadLease/3
-// while the import runs) is older than an upload lease: the process that
-// ran them is gone. Each is failed in one conditional update, so several
-// processes may sweep at once. The image such a task created was put back
-// to queued by the lease recovery; it stays, as any queued image does.
+// failAbandonedLegacyTasks fails the legacy import tasks whose heartbeat
+// (updated_at, renewed every UploadLease/3 while the import runs) is older
+// than an upload lease: the process that ran them is gone. The image such
+// a task created was put back to queued by the lease recovery; it stays, as
+// any queued image does.
 func (s *Service) failAbandonedLegacyTasks(ctx context.Context) (int, error) {
 	if s.imp == nil || s.imp.tasks == nil {
 		return 0, nil
 	}
-	cutoff := s.clock.Now().Add(-s.cfg.UploadLease)
-	q := imaged.TaskQuery{Types: []string{TaskTypeLegacyImport},
-		Statuses: []string{string(imaged.TaskPending), string(imaged.TaskProcessing)},
-		SortKey:  "updated_at", SortDir: imaged.Asc, Limit: recoverPage}
-	failed := 0
-	for {
-		page, err := s.imp.tasks.ListTasks(ctx, q)
-		if err != nil {
-			return failed, fmt.Errorf("catalog: list legacy import tasks: %w", err)
-		}
-		for _, t := range page {
-			if !t.UpdatedAt.Before(cutoff) {
-				return failed, nil // sorted by updated_at: the rest are alive
-			}
-			now := s.clock.Now()
-			_, err := s.imp.tasks.UpdateTask(ctx, t.ID, func(cur *imaged.Task) error {
-				if (cur.Status != imaged.TaskPending && cur.Status != imaged.TaskProcessing) || !cur.UpdatedAt.Before(cutoff) {
-					return errLegacyAlive
-				}
-				exp := now.Add(s.imp.ttl)
-				cur.Status, cur.Message, cur.UpdatedAt, cur.ExpiresAt = imaged.TaskFailure, msgTaskInternal, now, &exp
-				return nil
-			})
-			switch {
-			case err == nil:
-				failed++
-				s.log.Warn("failed an abandoned legacy import task", "task", t.ID, "last_heartbeat", t.UpdatedAt)
-			case errors.Is(err, errLegacyAlive) || imaged.ErrorCode(err) == imaged.ENOTFOUND:
-			default:
-				return failed, fmt.Errorf("catalog: fail legacy import task %s: %w", t.ID, err)
-			}
-		}
-		if len(page) < q.Limit {
-			return failed, nil
-		}
-		q.After = page[len(page)-1]
+	now := s.clock.Now()
+	ids, err := imaged.FailAbandonedTasks(ctx, s.imp.tasks, []string{TaskTypeLegacyImport},
+		now.Add(-s.cfg.UploadLease), now, s.imp.ttl, msgTaskInternal)
+	for _, id := range ids {
+		s.log.Warn("failed an abandoned legacy import task", "task", id)
 	}
+	if err != nil {
+		return len(ids), fmt.Errorf("catalog: %w", err)
+	}
+	return len(ids), nil
 }
-
-// errLegacyAlive stops the conditional update of a legacy import task
-// that ended or moved since it was listed.
-var errLegacyAlive = errors.New("catalog: legacy import task is alive")
