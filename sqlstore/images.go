@@ -174,7 +174,9 @@ func (s *Store) CreateImage(ctx context.Context, img *imaged.Image) error {
 		return fmt.Errorf("sqlstore: create image: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := s.txExec(ctx, tx, s.d.rebind(insertImageSQL), args...)
+	// SQLite from here (PostgreSQL returned above): the statement
+	// prepared at open.
+	res, err := s.wstmts.execTx(ctx, tx, insertImageSQL, args...)
 	if err != nil {
 		return fmt.Errorf("sqlstore: create image: %w", err)
 	}
@@ -250,7 +252,7 @@ const chunk = 400
 func (s *Store) insertTags(ctx context.Context, tx *sql.Tx, id string, tags []string) error {
 	if s.wstmts != nil {
 		for _, t := range tags {
-			if _, err := s.txExec(ctx, tx, insertTagSQL, id, t); err != nil {
+			if _, err := s.wstmts.execTx(ctx, tx, insertTagSQL, id, t); err != nil {
 				return fmt.Errorf("sqlstore: insert tags: %w", err)
 			}
 		}
@@ -288,7 +290,7 @@ func (s *Store) upsertProperties(ctx context.Context, tx *sql.Tx, id string, pro
 	sort.Strings(names) // a stable order keeps lock order stable too
 	if s.wstmts != nil {
 		for _, k := range names {
-			if _, err := s.txExec(ctx, tx, upsertPropertySQL, id, k, props[k]); err != nil {
+			if _, err := s.wstmts.execTx(ctx, tx, upsertPropertySQL, id, k, props[k]); err != nil {
 				return fmt.Errorf("sqlstore: write properties: %w", err)
 			}
 		}

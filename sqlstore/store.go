@@ -238,15 +238,6 @@ func sqliteDSNs(dsn string) (w, r, ckpt string, err error) {
 	return path + "?" + common + writer, path + "?" + common + "&_pragma=query_only(1)", path + "?" + common, nil
 }
 
-// txExec runs a write statement in tx: on SQLite through the statement
-// prepared at open when text is one of the create path's, otherwise as is.
-func (s *Store) txExec(ctx context.Context, tx *sql.Tx, text string, args ...any) (sql.Result, error) {
-	if s.wstmts != nil {
-		return s.wstmts.execTx(ctx, tx, text, args...)
-	}
-	return tx.ExecContext(ctx, text, args...)
-}
-
 // Dialect reports which database the store uses.
 func (s *Store) Dialect() Dialect { return s.d.name }
 
